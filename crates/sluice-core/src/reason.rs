@@ -59,6 +59,7 @@ reasons! {
     UploadGone => "upload_gone", "The upload was terminated or expired.";
     UploadLocked => "upload_locked", "Another request holds the upload and did not let go in time.";
     UploadInterrupted => "upload_interrupted", "A newer request for the same upload took over; what arrived was kept.";
+    IncompleteBody => "incomplete_body", "The request body ended (connection closed or failed) before all of it arrived.";
     UploadIncomplete => "upload_incomplete", "The upload is not finished, so it cannot be downloaded.";
     InvalidPolicy => "invalid_policy", "A policy document is malformed or inconsistent.";
     MethodNotAllowed => "method_not_allowed", "The HTTP method is not supported on this route.";

@@ -76,6 +76,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     text.parse::<bytesize::ByteSize>().map(|b| b.as_u64()).map_err(|e| format!("bad size {text:?}: {e}"))
 }
 
+/// Parses `"24h"`, `"90s"`, `"500ms"` (humantime syntax).
+pub fn parse_span(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| format!("bad duration {text:?}: {e}"))
+}
+
 /// Formats a byte count for people: `"4.0 GiB"`, `"512 B"`.
 pub fn format_size(bytes: u64) -> String {
     bytesize::ByteSize(bytes).to_string()

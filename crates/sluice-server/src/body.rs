@@ -1,0 +1,263 @@
+//! The PATCH body on its way to storage: counted, capped, hashed, sniffed.
+//!
+//! [`IncomingBody`] wraps the raw payload stream and passes bytes through
+//! without buffering them. It ends the stream early, with [`BodyStopped`],
+//! the moment something is wrong, and remembers why in [`Stop`]:
+//!
+//! - the body runs past its allowance: bytes up to the limit go through,
+//!   nothing past it ([`Stop::TooLong`]);
+//! - the file's leading bytes are complete and their type is refused
+//!   ([`Stop::TypeRefused`]), before any byte past the sniff window is stored;
+//! - the body ends and its digest differs from `Upload-Checksum`
+//!   ([`Stop::ChecksumMismatch`]);
+//! - a newer request for the same upload took over ([`Stop::Interrupted`]);
+//! - the client's connection failed ([`Stop::Client`]).
+
+use crate::storage::BodyStopped;
+use bytes::Bytes;
+use futures_util::Stream;
+use sluice_core::{Hasher, Policy, Rejection};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+/// Why a body ended early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// More bytes than allowed were sent.
+    TooLong,
+    /// The leading bytes were sniffed and refused.
+    TypeRefused(Rejection),
+    /// The digest did not match `Upload-Checksum`.
+    ChecksumMismatch,
+    /// A newer request for the same upload took over.
+    Interrupted,
+    /// The client's connection failed; the text says how.
+    Client(String),
+}
+
+/// The file's leading bytes, gathered until the sniff window is full.
+pub struct SniffWindow {
+    /// Leading bytes so far (seeded with what storage already holds).
+    pub seen: Vec<u8>,
+    /// How many leading bytes the sniffer needs: `min(SNIFF_LEN, file length)`.
+    pub needed: usize,
+    /// The declared file name (refines plain text).
+    pub file_name: Option<String>,
+    /// The policy to judge the type by.
+    pub policy: Arc<Policy>,
+}
+
+/// A payload stream made safe to hand to storage (see the module docs).
+pub struct IncomingBody<S> {
+    inner: S,
+    allowed: u64,
+    received: u64,
+    checksum: Option<(Hasher, Vec<u8>)>,
+    sniff: Option<SniffWindow>,
+    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    stop: Option<Stop>,
+    stop_next: bool,
+    done: bool,
+}
+
+impl<S> IncomingBody<S> {
+    /// Wraps `inner`, letting at most `allowed` bytes through. `checksum` is the
+    /// hasher and the expected digest; `cancel` fires when a newer request takes over.
+    pub fn new(
+        inner: S,
+        allowed: u64,
+        checksum: Option<(Hasher, Vec<u8>)>,
+        sniff: Option<SniffWindow>,
+        cancel: CancellationToken,
+    ) -> Self {
+        IncomingBody {
+            inner,
+            allowed,
+            received: 0,
+            checksum,
+            sniff: sniff.filter(|w| w.seen.len() < w.needed),
+            cancelled: Box::pin(cancel.cancelled_owned()),
+            stop: None,
+            stop_next: false,
+            done: false,
+        }
+    }
+
+    /// Why the body ended early, if it did.
+    pub fn stop(&self) -> Option<&Stop> {
+        self.stop.as_ref()
+    }
+
+    /// Bytes let through so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    fn halt(&mut self, why: Stop) -> Poll<Option<Result<Bytes, BodyStopped>>> {
+        self.stop = Some(why);
+        self.done = true;
+        Poll::Ready(Some(Err(BodyStopped)))
+    }
+
+    /// Feeds leading bytes to the sniff window; a refusal once it is full.
+    fn sniff(&mut self, bytes: &[u8]) -> Option<Rejection> {
+        let window = self.sniff.as_mut()?;
+        let take = (window.needed - window.seen.len()).min(bytes.len());
+        window.seen.extend_from_slice(&bytes[..take]);
+        if window.seen.len() < window.needed {
+            return None;
+        }
+        let window = self.sniff.take()?;
+        window.policy.check_type(&window.seen, window.file_name.as_deref()).err()
+    }
+}
+
+impl<S, E> Stream for IncomingBody<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    type Item = Result<Bytes, BodyStopped>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if this.stop_next {
+            return this.halt(Stop::TooLong);
+        }
+        if this.cancelled.as_mut().poll(cx).is_ready() {
+            return this.halt(Stop::Interrupted);
+        }
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Err(e))) => this.halt(Stop::Client(e.to_string())),
+            Poll::Ready(None) => {
+                if let Some((hasher, expected)) = this.checksum.take() {
+                    if hasher.finalize() != expected {
+                        return this.halt(Stop::ChecksumMismatch);
+                    }
+                }
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Ok(mut bytes))) => {
+                let room = this.allowed - this.received;
+                if bytes.len() as u64 > room {
+                    bytes.truncate(room as usize);
+                    this.stop_next = true;
+                }
+                if let Some(refusal) = this.sniff(&bytes) {
+                    return this.halt(Stop::TypeRefused(refusal));
+                }
+                this.received += bytes.len() as u64;
+                if let Some((hasher, _)) = this.checksum.as_mut() {
+                    hasher.update(&bytes);
+                }
+                if bytes.is_empty() && this.stop_next {
+                    return this.halt(Stop::TooLong);
+                }
+                Poll::Ready(Some(Ok(bytes)))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::{stream, StreamExt};
+    use sluice_core::{Algorithm, Reason};
+
+    type Chunks = Vec<Result<Bytes, String>>;
+
+    fn chunks(parts: &[&'static [u8]]) -> Chunks {
+        parts.iter().map(|p| Ok(Bytes::from_static(p))).collect()
+    }
+
+    async fn drain(
+        mut body: IncomingBody<stream::Iter<std::vec::IntoIter<Result<Bytes, String>>>>,
+    ) -> (Vec<u8>, Option<Stop>) {
+        let mut out = Vec::new();
+        while let Some(item) = body.next().await {
+            match item {
+                Ok(b) => out.extend_from_slice(&b),
+                Err(BodyStopped) => break,
+            }
+        }
+        (out, body.stop().cloned())
+    }
+
+    fn body(parts: Chunks, allowed: u64) -> IncomingBody<stream::Iter<std::vec::IntoIter<Result<Bytes, String>>>> {
+        IncomingBody::new(stream::iter(parts), allowed, None, None, CancellationToken::new())
+    }
+
+    #[actix_web::test]
+    async fn passes_bytes_through_within_the_allowance() {
+        let (out, stop) = drain(body(chunks(&[b"abc", b"def"]), 6)).await;
+        assert_eq!((out.as_slice(), stop), (&b"abcdef"[..], None));
+    }
+
+    #[actix_web::test]
+    async fn cuts_at_the_first_byte_past_the_limit() {
+        let (out, stop) = drain(body(chunks(&[b"abc", b"defgh"]), 5)).await;
+        assert_eq!((out.as_slice(), stop), (&b"abcde"[..], Some(Stop::TooLong)));
+        let (out, stop) = drain(body(chunks(&[b"abc", b"d"]), 3)).await;
+        assert_eq!((out.as_slice(), stop), (&b"abc"[..], Some(Stop::TooLong)));
+    }
+
+    #[actix_web::test]
+    async fn checks_the_digest_at_the_end() {
+        let digest = |data: &[u8]| {
+            let mut h = Algorithm::Sha256.hasher();
+            h.update(data);
+            h.finalize()
+        };
+        let ok = IncomingBody::new(
+            stream::iter(chunks(&[b"hello ", b"world"])),
+            100,
+            Some((Algorithm::Sha256.hasher(), digest(b"hello world"))),
+            None,
+            CancellationToken::new(),
+        );
+        assert_eq!(drain(ok).await.1, None);
+        let bad = IncomingBody::new(
+            stream::iter(chunks(&[b"hello ", b"world"])),
+            100,
+            Some((Algorithm::Sha256.hasher(), digest(b"hello there"))),
+            None,
+            CancellationToken::new(),
+        );
+        assert_eq!(drain(bad).await.1, Some(Stop::ChecksumMismatch));
+    }
+
+    #[actix_web::test]
+    async fn refuses_a_type_as_soon_as_the_window_is_full() {
+        let policy = Arc::new(Policy::from_toml("allowed_types = [\"application/pdf\"]").unwrap());
+        let window = SniffWindow { seen: b"\x89PN".to_vec(), needed: 12, file_name: None, policy };
+        let parts = chunks(&[b"G\r\n\x1a\n", b"\0\0\0\rIHDR", b"more"]);
+        let body = IncomingBody::new(stream::iter(parts), 100, None, Some(window), CancellationToken::new());
+        let (out, stop) = drain(body).await;
+        assert_eq!(out, b"G\r\n\x1a\n");
+        assert!(matches!(stop, Some(Stop::TypeRefused(r)) if r.reason == Reason::TypeNotAllowed));
+    }
+
+    #[actix_web::test]
+    async fn stops_when_a_newer_request_takes_over() {
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let body = IncomingBody::new(stream::iter(chunks(&[b"abc"])), 100, None, None, cancel);
+        assert_eq!(drain(body).await, (Vec::new(), Some(Stop::Interrupted)));
+    }
+
+    #[actix_web::test]
+    async fn reports_a_client_failure() {
+        let parts = vec![Ok(Bytes::from_static(b"ab")), Err("connection reset".to_string())];
+        let (out, stop) = drain(body(parts, 100)).await;
+        assert_eq!((out.as_slice(), stop), (&b"ab"[..], Some(Stop::Client("connection reset".into()))));
+    }
+}

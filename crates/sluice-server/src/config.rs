@@ -1,0 +1,108 @@
+//! Command-line and environment configuration of the `sluice` binary.
+//!
+//! Every flag can also be set by the `SLUICE_*` variable named in `--help`.
+//! Flags are validated once here into a [`ServerConfig`]; the library below
+//! never reads the environment.
+
+use crate::server::{LogFormat, ServerConfig};
+use crate::Settings;
+use clap::{Args, Parser, Subcommand};
+use sluice_core::{units, Policy, Rejection};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Safe, resumable file uploads: a tus 1.0 server whose memory stays flat.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the upload server (tus 1.0 at /files/, the policy at /policy, the page at /).
+    Serve(ServeArgs),
+    /// Check a policy file and print the effective policy as served at /policy.
+    Policy {
+        /// Policy file (TOML, or JSON if it ends in .json); the built-in policy if omitted.
+        #[arg(long, env = "SLUICE_POLICY")]
+        policy: Option<PathBuf>,
+    },
+}
+
+/// Flags of `sluice serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (printed on stdout).
+    #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Directory for upload data and records (created if missing).
+    #[arg(long, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
+    pub data_dir: PathBuf,
+
+    /// Policy file (TOML, or JSON if it ends in .json); the built-in policy if omitted.
+    #[arg(long, env = "SLUICE_POLICY")]
+    pub policy: Option<PathBuf>,
+
+    /// Origins allowed to call the API from a browser (comma-separated); `*` allows any, without credentials.
+    #[arg(long = "cors-origin", env = "SLUICE_CORS_ORIGINS", value_delimiter = ',', default_value = "*")]
+    pub cors_origins: Vec<String>,
+
+    /// Turn off `GET /files/{id}` (downloading completed uploads).
+    #[arg(long, env = "SLUICE_NO_DOWNLOAD")]
+    pub no_download: bool,
+
+    /// Worker threads (default: one per CPU core).
+    #[arg(long, env = "SLUICE_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// How long a new request for an upload waits for an older one to let go before answering 423.
+    #[arg(long, env = "SLUICE_TAKEOVER_WAIT", default_value = "5s", value_parser = units::parse_span)]
+    pub takeover_wait: Duration,
+
+    /// How often expired incomplete uploads are swept.
+    #[arg(long, env = "SLUICE_EXPIRY_INTERVAL", default_value = "60s", value_parser = units::parse_span)]
+    pub expiry_interval: Duration,
+
+    /// Log format on stderr.
+    #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Reads a policy file: JSON if it ends in `.json`, TOML otherwise.
+pub fn load_policy(path: Option<&Path>) -> Result<Policy, String> {
+    let Some(path) = path else { return Ok(Policy::default()) };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read policy {}: {e}", path.display()))?;
+    let parsed: Result<Policy, Rejection> = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+        Policy::from_json(&text)
+    } else {
+        Policy::from_toml(&text)
+    };
+    parsed.map_err(|e| format!("policy {}: {}", path.display(), e.message))
+}
+
+impl ServeArgs {
+    /// Validates the flags into a server configuration.
+    pub fn into_config(self) -> Result<ServerConfig, String> {
+        if self.takeover_wait.is_zero() || self.expiry_interval.is_zero() {
+            return Err("--takeover-wait and --expiry-interval must be longer than zero".into());
+        }
+        Ok(ServerConfig {
+            policy: load_policy(self.policy.as_deref())?,
+            listen: self.listen,
+            data_dir: self.data_dir,
+            workers: self.workers,
+            expiry_interval: self.expiry_interval,
+            log_format: self.log_format,
+            settings: Settings {
+                allow_download: !self.no_download,
+                cors_origins: self.cors_origins,
+                takeover_wait: self.takeover_wait,
+            },
+        })
+    }
+}

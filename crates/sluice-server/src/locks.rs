@@ -1,0 +1,135 @@
+//! One writer per upload, and how a newer request takes over from an older one.
+//!
+//! A PATCH, HEAD or DELETE must hold its upload's lock (HEAD only briefly). When the lock is held (say
+//! an older PATCH whose client vanished without closing the connection), the
+//! newer request asks the holder to stop — the holder saves what it received
+//! and answers `409 upload_interrupted` — and waits up to `takeover_wait` for
+//! the lock. If the holder does not let go in time, the newer request gets
+//! `423 upload_locked`. This is the behaviour of tusd and of the IETF
+//! resumable-uploads draft: a client that lost its connection can always
+//! resume at once, and writes never interleave.
+
+use crate::id::UploadId;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokio::sync::OwnedMutexGuard;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Default)]
+struct Slot {
+    writer: Arc<tokio::sync::Mutex<()>>,
+    current: Mutex<CancellationToken>,
+}
+
+/// The lock table for every upload in this process.
+pub struct UploadLocks {
+    slots: Arc<Mutex<HashMap<UploadId, Arc<Slot>>>>,
+    takeover_wait: Duration,
+}
+
+/// Proof of being the one writer of an upload; released on drop.
+pub struct UploadGuard {
+    _permit: OwnedMutexGuard<()>,
+    cancel: CancellationToken,
+    id: UploadId,
+    slot: Arc<Slot>,
+    slots: Arc<Mutex<HashMap<UploadId, Arc<Slot>>>>,
+}
+
+/// The lock was held and its holder did not let go in time.
+#[derive(Debug)]
+pub struct Locked;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl UploadLocks {
+    /// A lock table whose takeovers wait at most `takeover_wait`.
+    pub fn new(takeover_wait: Duration) -> UploadLocks {
+        UploadLocks { slots: Arc::default(), takeover_wait }
+    }
+
+    /// Becomes the writer of `id`, asking a current writer to stop first.
+    pub async fn acquire(&self, id: &UploadId) -> Result<UploadGuard, Locked> {
+        let slot = lock(&self.slots).entry(id.clone()).or_default().clone();
+        let permit = match slot.writer.clone().try_lock_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                lock(&slot.current).cancel();
+                tokio::time::timeout(self.takeover_wait, slot.writer.clone().lock_owned()).await.map_err(|_| Locked)?
+            }
+        };
+        let cancel = CancellationToken::new();
+        *lock(&slot.current) = cancel.clone();
+        Ok(UploadGuard { _permit: permit, cancel, id: id.clone(), slot, slots: self.slots.clone() })
+    }
+
+    /// Becomes the writer of `id` only if nobody is (no takeover, no wait).
+    pub fn try_acquire(&self, id: &UploadId) -> Option<UploadGuard> {
+        let slot = lock(&self.slots).entry(id.clone()).or_default().clone();
+        let permit = slot.writer.clone().try_lock_owned().ok()?;
+        let cancel = CancellationToken::new();
+        *lock(&slot.current) = cancel.clone();
+        Some(UploadGuard { _permit: permit, cancel, id: id.clone(), slot, slots: self.slots.clone() })
+    }
+
+    /// Whether some request currently writes to `id`.
+    pub fn is_busy(&self, id: &UploadId) -> bool {
+        lock(&self.slots).get(id).is_some_and(|slot| slot.writer.try_lock().is_err())
+    }
+}
+
+impl UploadGuard {
+    /// Fires when a newer request wants this upload.
+    pub fn cancellation(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+}
+
+impl Drop for UploadGuard {
+    fn drop(&mut self) {
+        let mut slots = lock(&self.slots);
+        // The table and this guard hold the only references: nobody waits.
+        if Arc::strong_count(&self.slot) == 2 {
+            slots.remove(&self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> UploadId {
+        UploadId::random().unwrap()
+    }
+
+    #[actix_web::test]
+    async fn a_newer_request_takes_over() {
+        let locks = UploadLocks::new(Duration::from_secs(5));
+        let id = id();
+        let old = locks.acquire(&id).await.unwrap();
+        let token = old.cancellation();
+        let release = async move {
+            token.cancelled().await;
+            drop(old);
+        };
+        let (new, ()) = tokio::join!(locks.acquire(&id), release);
+        assert!(new.is_ok());
+        assert!(locks.is_busy(&id));
+        drop(new);
+        assert!(!locks.is_busy(&id));
+        assert!(lock(&locks.slots).is_empty(), "released slots are forgotten");
+    }
+
+    #[actix_web::test]
+    async fn a_holder_that_does_not_let_go_means_locked() {
+        let locks = UploadLocks::new(Duration::from_millis(50));
+        let id = id();
+        let _stubborn = locks.acquire(&id).await.unwrap();
+        assert!(locks.acquire(&id).await.is_err());
+        assert!(locks.acquire(&self::id()).await.is_ok(), "other uploads are unaffected");
+    }
+}

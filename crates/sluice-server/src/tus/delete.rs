@@ -1,0 +1,17 @@
+//! `DELETE /files/{id}`: termination.
+
+use super::headers;
+use super::upload;
+use crate::error::Result;
+use crate::AppState;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+/// Stops any append in flight, deletes the bytes; the id then answers 410.
+pub async fn handle(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse> {
+    headers::require_tus(&req)?;
+    let id = upload::parse_id(&path)?;
+    let _guard = upload::lock(&state, &id).await?;
+    state.storage.terminate(&id).await?;
+    tracing::info!(upload = %id, "upload terminated");
+    Ok(HttpResponse::NoContent().finish())
+}

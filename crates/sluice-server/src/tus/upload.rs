@@ -1,0 +1,148 @@
+//! What several tus handlers share: finding a live upload, writing a body to
+//! it, and the headers that describe it.
+
+use crate::body::{IncomingBody, SniffWindow, Stop};
+use crate::error::{Error, Result};
+use crate::id::UploadId;
+use crate::locks::UploadGuard;
+use crate::storage::{AppendMode, BodyStream, UploadInfo};
+use crate::AppState;
+use actix_web::http::header::HttpDate;
+use actix_web::{web, HttpResponseBuilder};
+use sluice_core::tus::Metadata;
+use sluice_core::{sniff, Algorithm, Append, Reason, SNIFF_LEN};
+use std::time::SystemTime;
+
+/// Parses the `{id}` path segment; anything malformed is simply unknown.
+pub fn parse_id(segment: &str) -> Result<UploadId> {
+    UploadId::parse(segment).ok_or_else(|| Error::new(Reason::UploadNotFound, "No upload has this id."))
+}
+
+/// Becomes the one writer of an upload, taking over from an older request
+/// (`423 upload_locked` if it does not let go in time; see [`crate::locks`]).
+pub async fn lock(state: &AppState, id: &UploadId) -> Result<UploadGuard> {
+    state
+        .locks
+        .acquire(id)
+        .await
+        .map_err(|_| Error::new(Reason::UploadLocked, "Another request is writing to this upload; try again shortly."))
+}
+
+/// When an incomplete upload expires: its last write plus `upload_expiry`.
+pub fn expires_at(state: &AppState, info: &UploadInfo) -> SystemTime {
+    info.modified_at + state.policy.upload_expiry
+}
+
+/// The upload, unless it is unknown (404), gone (410) or expired (410).
+pub async fn live_info(state: &AppState, id: &UploadId) -> Result<UploadInfo> {
+    let info = state.storage.info(id).await?;
+    if !info.is_complete() && expires_at(state, &info) <= SystemTime::now() {
+        return Err(Error::new(Reason::UploadGone, "This upload expired before it was finished."));
+    }
+    Ok(info)
+}
+
+/// Adds `Upload-Expires` for an incomplete upload.
+pub fn expiry_header(response: &mut HttpResponseBuilder, state: &AppState, info: &UploadInfo) {
+    if !info.is_complete() {
+        response.insert_header(("Upload-Expires", HttpDate::from(expires_at(state, info)).to_string()));
+    }
+}
+
+/// One append request: where it says it starts, what it declares.
+pub struct AppendRequest {
+    /// `Upload-Offset` (0 for creation-with-upload).
+    pub offset: u64,
+    /// `Content-Length`, if declared.
+    pub content_length: Option<u64>,
+    /// `Upload-Checksum`, if sent.
+    pub checksum: Option<(Algorithm, Vec<u8>)>,
+}
+
+/// Streams a request body into an upload the caller holds the lock of, and
+/// returns the new offset. Refusals that the headers allow come before a
+/// single byte is read; a stop mid-body keeps what the mode allows.
+pub async fn append(
+    state: &AppState,
+    info: &UploadInfo,
+    request: AppendRequest,
+    payload: web::Payload,
+    guard: &UploadGuard,
+) -> Result<u64> {
+    let policy = &state.policy;
+    let at = Append {
+        upload_offset: info.offset,
+        request_offset: request.offset,
+        chunk_len: request.content_length,
+        upload_length: info.length,
+    };
+    let allowed = policy.check_append(at)?;
+    let sniff_needed = info.length.map_or(SNIFF_LEN, |len| SNIFF_LEN.min(usize::try_from(len).unwrap_or(SNIFF_LEN)));
+    let sniff = match usize::try_from(info.offset) {
+        Ok(offset) if offset < sniff_needed => Some(SniffWindow {
+            seen: state.storage.read_head(&info.id, offset).await?,
+            needed: sniff_needed,
+            file_name: file_name(info),
+            policy: policy.clone(),
+        }),
+        _ => None,
+    };
+    let mode = if request.checksum.is_some() { AppendMode::AllOrNothing } else { AppendMode::KeepPartial };
+    let checksum = request.checksum.map(|(algorithm, digest)| (algorithm.hasher(), digest));
+    let mut body = IncomingBody::new(payload, allowed, checksum, sniff, guard.cancellation());
+    let stream: BodyStream<'_> = &mut body;
+    let offset = state.storage.append(&info.id, info.offset, stream, mode).await?;
+    let id = &info.id;
+    match body.stop() {
+        None => {}
+        Some(Stop::TypeRefused(refusal)) => {
+            state.storage.terminate(id).await?;
+            return Err(refusal.clone().into());
+        }
+        Some(Stop::TooLong) => {
+            // The same check with one byte more than allowed names the limit crossed.
+            return Err(policy.check_append(Append { chunk_len: Some(allowed + 1), ..at }).err().map_or_else(
+                || Error::new(Reason::ChunkTooLarge, "The request body was longer than allowed."),
+                Error::from,
+            ));
+        }
+        Some(Stop::ChecksumMismatch) => {
+            return Err(Error::new(
+                Reason::ChecksumMismatch,
+                "The chunk's bytes do not match Upload-Checksum; it was discarded.",
+            ));
+        }
+        Some(Stop::Interrupted) => {
+            tracing::info!(upload = %id, offset, "append interrupted by a newer request");
+            return Err(Error::new(
+                Reason::UploadInterrupted,
+                format!("A newer request took over; the upload is at byte {offset}."),
+            ));
+        }
+        Some(Stop::Client(why)) => {
+            tracing::info!(upload = %id, offset, error = %why, "body ended early");
+            return Err(Error::new(
+                Reason::IncompleteBody,
+                format!("The body ended early ({why}); the upload is at byte {offset}."),
+            ));
+        }
+    }
+    if info.length == Some(offset) {
+        record_type(state, info).await?;
+    }
+    Ok(offset)
+}
+
+/// Records the sniffed type of a just-completed upload.
+pub async fn record_type(state: &AppState, info: &UploadInfo) -> Result<()> {
+    let head = state.storage.read_head(&info.id, SNIFF_LEN).await?;
+    let kind = sniff::sniff(&head, file_name(info).as_deref());
+    state.storage.set_file_type(&info.id, kind.mime).await?;
+    tracing::info!(upload = %info.id, length = ?info.length, mime = kind.mime, "upload complete");
+    Ok(())
+}
+
+/// The declared file name from the stored metadata.
+pub fn file_name(info: &UploadInfo) -> Option<String> {
+    Metadata::parse(&info.metadata).ok().and_then(|m| m.file_name())
+}

@@ -1,0 +1,176 @@
+//! Shared harness for the in-process protocol tests: a real app with real
+//! file-system storage in a temporary directory, driven through actix's test
+//! service, and a table runner.
+#![allow(dead_code, missing_docs)]
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::test::{self, TestRequest};
+use actix_web::App;
+use sluice_server::storage::FsStorage;
+use sluice_server::{configure, AppState, Settings};
+use std::sync::Arc;
+
+pub const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+pub const PDF: &[u8] = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n";
+
+pub struct Harness<S> {
+    pub app: S,
+    pub dir: tempfile::TempDir,
+    pub state: actix_web::web::Data<AppState>,
+}
+
+pub async fn harness(
+    policy_toml: &str,
+) -> Harness<impl Service<actix_http::Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>>
+{
+    harness_with(policy_toml, Settings::default()).await
+}
+
+pub async fn harness_with(
+    policy_toml: &str,
+    settings: Settings,
+) -> Harness<impl Service<actix_http::Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>>
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = sluice_core::Policy::from_toml(policy_toml).expect("policy");
+    let storage = FsStorage::open(dir.path()).expect("storage");
+    let state = AppState::new(policy, Arc::new(storage), settings);
+    let app = test::init_service(App::new().configure(configure(state.clone()))).await;
+    Harness { app, dir, state }
+}
+
+/// A response, read whole (test bodies are small).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: actix_web::http::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn code(&self) -> Option<String> {
+        let json: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
+        json.get("code").and_then(|c| c.as_str()).map(str::to_owned)
+    }
+}
+
+pub async fn send<S, B>(app: &S, req: TestRequest) -> Reply
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let res = test::call_service(app, req.to_request()).await;
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = test::read_body(res).await.to_vec();
+    Reply { status, headers, body }
+}
+
+/// A tus request builder with `Tus-Resumable` set.
+pub fn tus(method: Method, uri: &str) -> TestRequest {
+    TestRequest::default().method(method).uri(uri).insert_header(("Tus-Resumable", "1.0.0"))
+}
+
+/// A PATCH with the right content type.
+pub fn patch(uri: &str, offset: u64, body: &[u8]) -> TestRequest {
+    tus(Method::PATCH, uri)
+        .insert_header(("Content-Type", "application/offset+octet-stream"))
+        .insert_header(("Upload-Offset", offset.to_string()))
+        .set_payload(body.to_vec())
+}
+
+/// Creates an upload and returns its path (`/files/{id}`).
+pub async fn create<S, B>(app: &S, length: Option<u64>, metadata: Option<&str>) -> String
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let mut req = tus(Method::POST, "/files/");
+    req = match length {
+        Some(n) => req.insert_header(("Upload-Length", n.to_string())),
+        None => req.insert_header(("Upload-Defer-Length", "1")),
+    };
+    if let Some(m) = metadata {
+        req = req.insert_header(("Upload-Metadata", m));
+    }
+    let reply = send(app, req).await;
+    assert_eq!(reply.status, 201, "create failed: {reply:?}");
+    path_of(reply.header("location").expect("Location"))
+}
+
+/// The path part of an absolute upload URL.
+pub fn path_of(location: &str) -> String {
+    let start = location.find("/files/").expect("Location has /files/");
+    location[start..].to_string()
+}
+
+/// Base64 for metadata values.
+pub fn b64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// One row of a table test: a request and what must come back.
+pub struct Case {
+    pub name: &'static str,
+    pub req: TestRequest,
+    pub status: u16,
+    pub code: Option<&'static str>,
+    pub headers: &'static [(&'static str, &'static str)],
+}
+
+impl Case {
+    pub fn new(name: &'static str, req: TestRequest, status: u16, code: Option<&'static str>) -> Case {
+        Case { name, req, status, code, headers: &[] }
+    }
+
+    pub fn with_headers(mut self, headers: &'static [(&'static str, &'static str)]) -> Case {
+        self.headers = headers;
+        self
+    }
+}
+
+/// Runs each case; `"*"` as an expected header value means "present".
+pub async fn run_table<S, B>(app: &S, cases: Vec<Case>)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let mut failures = Vec::new();
+    for case in cases {
+        let reply = send(app, case.req).await;
+        if reply.status != case.status {
+            failures.push(format!(
+                "{}: status {} (want {}) body {}",
+                case.name,
+                reply.status,
+                case.status,
+                String::from_utf8_lossy(&reply.body)
+            ));
+            continue;
+        }
+        if case.code.map(str::to_owned) != reply.code() && case.code.is_some() {
+            failures.push(format!("{}: code {:?} (want {:?})", case.name, reply.code(), case.code));
+        }
+        for (name, want) in case.headers {
+            match (reply.header(name), *want) {
+                (None, _) => failures.push(format!("{}: missing header {name}", case.name)),
+                (Some(_), "*") => {}
+                (Some(got), want) if got != want => {
+                    failures.push(format!("{}: {name} = {got:?} (want {want:?})", case.name))
+                }
+                _ => {}
+            }
+        }
+        if reply.header("tus-resumable") != Some("1.0.0") {
+            failures.push(format!("{}: no Tus-Resumable on the response", case.name));
+        }
+    }
+    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
+}
