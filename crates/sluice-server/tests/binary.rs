@@ -1,6 +1,8 @@
 //! Black-box tests of the real `sluice` binary on 127.0.0.1:0, over raw TCP,
 //! including SIGKILL in the middle of an upload.
 
+#![allow(clippy::unwrap_used)]
+
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

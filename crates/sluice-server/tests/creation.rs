@@ -1,6 +1,8 @@
 //! `POST /files/`: creation, defer-length, creation-with-upload, and every
 //! limit a creation request can cross.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 use actix_web::http::Method;
 use common::*;

@@ -1,5 +1,7 @@
 //! `HEAD /files/{id}`: offset, length, metadata, expiry; never cached.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 use actix_web::http::Method;
 use common::*;

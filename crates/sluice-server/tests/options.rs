@@ -1,5 +1,7 @@
 //! `OPTIONS /files/`: capability discovery, and the small routes beside tus.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 use actix_web::http::Method;
 use actix_web::test::TestRequest;

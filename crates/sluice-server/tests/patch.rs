@@ -1,6 +1,8 @@
 //! `PATCH /files/{id}`: appends, and every refusal a chunk can meet. Each
 //! refusal leaves the offset where it was.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 use actix_web::http::Method;
 use common::*;

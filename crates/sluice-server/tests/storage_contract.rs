@@ -1,6 +1,8 @@
 //! The storage contract, run against every backend (today: the file system),
 //! plus what the file-system backend promises after a crash.
 
+#![allow(clippy::unwrap_used)]
+
 use sluice_server::id::UploadId;
 use sluice_server::storage::{contract, FsStorage, NewUpload, Storage};
 use std::io::Write;

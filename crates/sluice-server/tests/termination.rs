@@ -1,5 +1,7 @@
 //! `DELETE /files/{id}` (termination), downloads, and expiry.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 use actix_web::http::Method;
 use actix_web::test::TestRequest;

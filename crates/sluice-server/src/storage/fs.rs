@@ -308,13 +308,16 @@ impl Storage for FsStorage {
     }
 }
 
+/// A block write on the blocking pool: it hands back the file and the buffer.
+type BlockWrite = JoinHandle<(File, Vec<u8>, io::Result<()>)>;
+
 /// Writes a stream of byte slices through two fixed buffers: one fills while
 /// the other is written on the blocking pool.
 struct BlockWriter {
     file: Option<File>,
     filling: Vec<u8>,
     spare: Option<Vec<u8>>,
-    in_flight: Option<JoinHandle<(File, Vec<u8>, io::Result<()>)>>,
+    in_flight: Option<BlockWrite>,
 }
 
 impl BlockWriter {
