@@ -61,6 +61,10 @@ reasons! {
     UploadInterrupted => "upload_interrupted", "A newer request for the same upload took over; what arrived was kept.";
     IncompleteBody => "incomplete_body", "The request body ended (connection closed or failed) before all of it arrived.";
     UploadIncomplete => "upload_incomplete", "The upload is not finished, so it cannot be downloaded.";
+    ServerBusy => "server_busy", "The server's memory budget for uploads is in use; retry after `Retry-After` seconds.";
+    TooManyUploads => "too_many_uploads", "This client already has as many uploads in flight as allowed; retry later.";
+    IdleTimeout => "idle_timeout", "The request body stalled for longer than the idle timeout; what arrived was kept.";
+    StorageFull => "storage_full", "The server has no room for this upload now; what arrived before was kept.";
     InvalidPolicy => "invalid_policy", "A policy document is malformed or inconsistent.";
     MethodNotAllowed => "method_not_allowed", "The HTTP method is not supported on this route.";
     Internal => "internal_error", "The server failed; the detail is in its log.";

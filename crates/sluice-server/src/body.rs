@@ -11,6 +11,7 @@
 //! - the body ends and its digest differs from `Upload-Checksum`
 //!   ([`Stop::ChecksumMismatch`]);
 //! - a newer request for the same upload took over ([`Stop::Interrupted`]);
+//! - no byte arrived for the idle timeout ([`Stop::Idle`]);
 //! - the client's connection failed ([`Stop::Client`]).
 
 use crate::storage::BodyStopped;
@@ -21,6 +22,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// Why a body ended early.
@@ -34,6 +37,8 @@ pub enum Stop {
     ChecksumMismatch,
     /// A newer request for the same upload took over.
     Interrupted,
+    /// No byte arrived for the idle timeout.
+    Idle,
     /// The client's connection failed; the text says how.
     Client(String),
 }
@@ -58,6 +63,9 @@ pub struct IncomingBody<S> {
     checksum: Option<(Hasher, Vec<u8>)>,
     sniff: Option<SniffWindow>,
     cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    idle_after: Duration,
+    idle: Pin<Box<Sleep>>,
+    last_byte: Instant,
     stop: Option<Stop>,
     stop_next: bool,
     done: bool,
@@ -65,13 +73,15 @@ pub struct IncomingBody<S> {
 
 impl<S> IncomingBody<S> {
     /// Wraps `inner`, letting at most `allowed` bytes through. `checksum` is the
-    /// hasher and the expected digest; `cancel` fires when a newer request takes over.
+    /// hasher and the expected digest; `cancel` fires when a newer request takes
+    /// over; the body stops if no byte arrives for `idle_after`.
     pub fn new(
         inner: S,
         allowed: u64,
         checksum: Option<(Hasher, Vec<u8>)>,
         sniff: Option<SniffWindow>,
         cancel: CancellationToken,
+        idle_after: Duration,
     ) -> Self {
         IncomingBody {
             inner,
@@ -80,6 +90,9 @@ impl<S> IncomingBody<S> {
             checksum,
             sniff: sniff.filter(|w| w.seen.len() < w.needed),
             cancelled: Box::pin(cancel.cancelled_owned()),
+            idle_after,
+            idle: Box::pin(tokio::time::sleep(idle_after)),
+            last_byte: Instant::now(),
             stop: None,
             stop_next: false,
             done: false,
@@ -134,7 +147,17 @@ where
             return this.halt(Stop::Interrupted);
         }
         match Pin::new(&mut this.inner).poll_next(cx) {
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                // The timer is only re-armed when it fires, not per chunk.
+                while this.idle.as_mut().poll(cx).is_ready() {
+                    let deadline = this.last_byte + this.idle_after;
+                    if Instant::now() >= deadline {
+                        return this.halt(Stop::Idle);
+                    }
+                    this.idle.as_mut().reset(deadline);
+                }
+                Poll::Pending
+            }
             Poll::Ready(Some(Err(e))) => this.halt(Stop::Client(e.to_string())),
             Poll::Ready(None) => {
                 if let Some((hasher, expected)) = this.checksum.take() {
@@ -146,6 +169,7 @@ where
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Ok(mut bytes))) => {
+                this.last_byte = Instant::now();
                 let room = this.allowed - this.received;
                 if bytes.len() as u64 > room {
                     bytes.truncate(room as usize);
@@ -174,6 +198,7 @@ mod tests {
     use sluice_core::{Algorithm, Reason};
 
     type Chunks = Vec<Result<Bytes, String>>;
+    const IDLE: Duration = Duration::from_secs(30);
 
     fn chunks(parts: &[&'static [u8]]) -> Chunks {
         parts.iter().map(|p| Ok(Bytes::from_static(p))).collect()
@@ -193,7 +218,7 @@ mod tests {
     }
 
     fn body(parts: Chunks, allowed: u64) -> IncomingBody<stream::Iter<std::vec::IntoIter<Result<Bytes, String>>>> {
-        IncomingBody::new(stream::iter(parts), allowed, None, None, CancellationToken::new())
+        IncomingBody::new(stream::iter(parts), allowed, None, None, CancellationToken::new(), IDLE)
     }
 
     #[actix_web::test]
@@ -223,6 +248,7 @@ mod tests {
             Some((Algorithm::Sha256.hasher(), digest(b"hello world"))),
             None,
             CancellationToken::new(),
+            IDLE,
         );
         assert_eq!(drain(ok).await.1, None);
         let bad = IncomingBody::new(
@@ -231,6 +257,7 @@ mod tests {
             Some((Algorithm::Sha256.hasher(), digest(b"hello there"))),
             None,
             CancellationToken::new(),
+            IDLE,
         );
         assert_eq!(drain(bad).await.1, Some(Stop::ChecksumMismatch));
     }
@@ -240,7 +267,7 @@ mod tests {
         let policy = Arc::new(Policy::from_toml("allowed_types = [\"application/pdf\"]").unwrap());
         let window = SniffWindow { seen: b"\x89PN".to_vec(), needed: 12, file_name: None, policy };
         let parts = chunks(&[b"G\r\n\x1a\n", b"\0\0\0\rIHDR", b"more"]);
-        let body = IncomingBody::new(stream::iter(parts), 100, None, Some(window), CancellationToken::new());
+        let body = IncomingBody::new(stream::iter(parts), 100, None, Some(window), CancellationToken::new(), IDLE);
         let (out, stop) = drain(body).await;
         assert_eq!(out, b"G\r\n\x1a\n");
         assert!(matches!(stop, Some(Stop::TypeRefused(r)) if r.reason == Reason::TypeNotAllowed));
@@ -250,8 +277,17 @@ mod tests {
     async fn stops_when_a_newer_request_takes_over() {
         let cancel = CancellationToken::new();
         cancel.cancel();
-        let body = IncomingBody::new(stream::iter(chunks(&[b"abc"])), 100, None, None, cancel);
+        let body = IncomingBody::new(stream::iter(chunks(&[b"abc"])), 100, None, None, cancel, IDLE);
         assert_eq!(drain(body).await, (Vec::new(), Some(Stop::Interrupted)));
+    }
+
+    #[actix_web::test]
+    async fn stops_a_body_that_stalls() {
+        let stalled = stream::iter(chunks(&[b"ab"])).chain(stream::pending());
+        let mut body = IncomingBody::new(stalled, 100, None, None, CancellationToken::new(), Duration::from_millis(20));
+        assert_eq!(body.next().await, Some(Ok(Bytes::from_static(b"ab"))));
+        assert_eq!(body.next().await, Some(Err(BodyStopped)));
+        assert_eq!(body.stop(), Some(&Stop::Idle));
     }
 
     #[actix_web::test]

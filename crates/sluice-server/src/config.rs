@@ -68,6 +68,30 @@ pub struct ServeArgs {
     #[arg(long, env = "SLUICE_EXPIRY_INTERVAL", default_value = "60s", value_parser = units::parse_span)]
     pub expiry_interval: Duration,
 
+    /// Memory for upload buffers (each streaming upload holds 512 KiB); past it, new uploads get 503 + Retry-After.
+    #[arg(long, env = "SLUICE_MEMORY_BUDGET", default_value = "64 MiB", value_parser = units::parse_size)]
+    pub memory_budget: u64,
+
+    /// Uploads one client address may stream at once; past it, 429 + Retry-After.
+    #[arg(long, env = "SLUICE_MAX_UPLOADS_PER_CLIENT", default_value_t = 16)]
+    pub max_uploads_per_client: u32,
+
+    /// A request body that sends nothing for this long is ended, keeping what arrived (408).
+    #[arg(long, env = "SLUICE_IDLE_TIMEOUT", default_value = "30s", value_parser = units::parse_span)]
+    pub idle_timeout: Duration,
+
+    /// Free disk space kept in reserve: a creation whose length would eat into it gets 507.
+    #[arg(long, env = "SLUICE_DISK_RESERVE", default_value = "256 MiB", value_parser = units::parse_size)]
+    pub disk_reserve: u64,
+
+    /// Time a client has to send a request's headers.
+    #[arg(long, env = "SLUICE_HEADER_TIMEOUT", default_value = "10s", value_parser = units::parse_span)]
+    pub header_timeout: Duration,
+
+    /// On SIGTERM/SIGINT, how long in-flight requests may finish before they are ended (keeping what arrived).
+    #[arg(long, env = "SLUICE_SHUTDOWN_GRACE", default_value = "30s", value_parser = units::parse_span)]
+    pub shutdown_grace: Duration,
+
     /// Log format on stderr.
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -88,8 +112,14 @@ pub fn load_policy(path: Option<&Path>) -> Result<Policy, String> {
 impl ServeArgs {
     /// Validates the flags into a server configuration.
     pub fn into_config(self) -> Result<ServerConfig, String> {
-        if self.takeover_wait.is_zero() || self.expiry_interval.is_zero() {
-            return Err("--takeover-wait and --expiry-interval must be longer than zero".into());
+        if [self.takeover_wait, self.expiry_interval, self.idle_timeout, self.header_timeout]
+            .iter()
+            .any(Duration::is_zero)
+        {
+            return Err(
+                "--takeover-wait, --expiry-interval, --idle-timeout and --header-timeout must be longer than zero"
+                    .into(),
+            );
         }
         Ok(ServerConfig {
             policy: load_policy(self.policy.as_deref())?,
@@ -98,10 +128,16 @@ impl ServeArgs {
             workers: self.workers,
             expiry_interval: self.expiry_interval,
             log_format: self.log_format,
+            header_timeout: self.header_timeout,
+            shutdown_grace: self.shutdown_grace,
             settings: Settings {
                 allow_download: !self.no_download,
                 cors_origins: self.cors_origins,
                 takeover_wait: self.takeover_wait,
+                memory_budget: self.memory_budget,
+                max_uploads_per_client: self.max_uploads_per_client,
+                idle_timeout: self.idle_timeout,
+                disk_reserve: self.disk_reserve,
             },
         })
     }

@@ -61,6 +61,9 @@ impl From<StorageError> for Error {
             StorageError::OffsetMismatch { actual } => {
                 Error::new(Reason::OffsetMismatch, format!("The upload is at byte {actual}."))
             }
+            StorageError::Full => {
+                Error::new(Reason::StorageFull, "The server ran out of storage space; what arrived before was kept.")
+            }
             StorageError::Io(e) => Error::internal(format!("storage: {e}")),
         }
     }
@@ -97,6 +100,10 @@ pub fn status_for(reason: Reason) -> StatusCode {
         UploadGone => 410,
         UploadLocked => 423,
         MethodNotAllowed => 405,
+        IdleTimeout => 408,
+        TooManyUploads => 429,
+        ServerBusy => 503,
+        StorageFull => 507,
         _ => 500,
     };
     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -119,10 +126,12 @@ impl ResponseError for Error {
                 response.insert_header((name.clone(), value));
             }
         }
-        response.json(serde_json::json!({
+        let mut response = response.json(serde_json::json!({
             "code": self.rejection.reason.code(),
             "message": self.rejection.message,
-        }))
+        }));
+        response.extensions_mut().insert(self.rejection.reason);
+        response
     }
 }
 
@@ -139,6 +148,8 @@ mod tests {
             let status = status_for(reason);
             if reason == Reason::Internal {
                 assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+            } else if matches!(reason, Reason::ServerBusy | Reason::StorageFull) {
+                assert!(status.is_server_error(), "{reason} maps to {status}");
             } else {
                 assert!(status.is_client_error(), "{reason} maps to {status}");
             }

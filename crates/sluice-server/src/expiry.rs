@@ -27,6 +27,7 @@ pub async fn sweep(state: &AppState) -> Result<Swept, StorageError> {
     for id in state.storage.stale(cutoff).await? {
         let Some(_guard) = state.locks.try_acquire(&id) else { continue };
         state.storage.terminate(&id).await?;
+        state.metrics.expired.inc();
         tracing::info!(upload = %id, "expired upload removed");
         swept.expired += 1;
     }

@@ -2,7 +2,9 @@
 //! grow with file size.
 //!
 //! - [`configure`] mounts every route into an actix `App` (used by the
-//!   `sluice` binary and by every test): `/files` (tus), `/policy`, `/healthz`, `/`.
+//!   `sluice` binary and by every test): `/files` (tus), `/policy`, `/healthz`,
+//!   `/readyz`, `/metrics`, `/`.
+//! - [`admission`] keeps upload buffers within a memory budget.
 //! - [`storage::Storage`] is the backend seam; [`storage::FsStorage`] the default.
 //! - Request bodies are never collected: [`body::IncomingBody`] counts, caps,
 //!   hashes and sniffs them as they stream into storage through a fixed buffer.
@@ -25,18 +27,22 @@
 //! # }
 //! ```
 
+pub mod admission;
 pub mod body;
 pub mod config;
 pub mod error;
 pub mod expiry;
 pub mod id;
 pub mod locks;
+pub mod metrics;
+pub mod observe;
 pub mod server;
 pub mod storage;
 pub mod tus;
 
 use actix_cors::Cors;
 use actix_web::http::Method;
+use actix_web::middleware::from_fn;
 use actix_web::web::{self, ServiceConfig};
 use actix_web::HttpResponse;
 use sluice_core::Policy;
@@ -52,11 +58,27 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// How long a new request waits for an older one on the same upload to let go.
     pub takeover_wait: Duration,
+    /// Memory for upload buffers; past it, new appends get 503 + `Retry-After`.
+    pub memory_budget: u64,
+    /// Appends one client address may have in flight; past it, 429.
+    pub max_uploads_per_client: u32,
+    /// A body that sends nothing for this long is ended, keeping what arrived.
+    pub idle_timeout: Duration,
+    /// Free space kept in reserve: a creation that would eat into it gets 507.
+    pub disk_reserve: u64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { allow_download: true, cors_origins: vec!["*".into()], takeover_wait: Duration::from_secs(5) }
+        Settings {
+            allow_download: true,
+            cors_origins: vec!["*".into()],
+            takeover_wait: Duration::from_secs(5),
+            memory_budget: 64 << 20,
+            max_uploads_per_client: 16,
+            idle_timeout: Duration::from_secs(30),
+            disk_reserve: 256 << 20,
+        }
     }
 }
 
@@ -68,6 +90,12 @@ pub struct AppState {
     pub storage: Arc<dyn storage::Storage>,
     /// One writer per upload.
     pub locks: locks::UploadLocks,
+    /// Memory budget and per-client caps.
+    pub admission: admission::Admission,
+    /// Operator metrics.
+    pub metrics: metrics::Metrics,
+    /// Cancelled when the server shuts down: streaming bodies stop and keep what arrived.
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// Behaviour switches.
     pub settings: Settings,
 }
@@ -75,10 +103,16 @@ pub struct AppState {
 impl AppState {
     /// Shared state for [`configure`].
     pub fn new(policy: Policy, storage: Arc<dyn storage::Storage>, settings: Settings) -> web::Data<AppState> {
+        let admission =
+            admission::Admission::new(settings.memory_budget, storage.append_memory(), settings.max_uploads_per_client);
+        let shutdown = tokio_util::sync::CancellationToken::new();
         web::Data::new(AppState {
             policy: Arc::new(policy),
             storage,
-            locks: locks::UploadLocks::new(settings.takeover_wait),
+            locks: locks::UploadLocks::new(settings.takeover_wait, shutdown.clone()),
+            shutdown,
+            admission,
+            metrics: metrics::Metrics::default(),
             settings,
         })
     }
@@ -87,11 +121,17 @@ impl AppState {
 /// The app factory: registers every Sluice route with its state.
 pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut ServiceConfig) + Clone {
     move |cfg: &mut ServiceConfig| {
-        cfg.app_data(state.clone());
-        tus::routes(cfg, cors(&state.settings.cors_origins));
-        cfg.service(web::resource("/policy").wrap(cors(&state.settings.cors_origins)).get(policy));
-        cfg.route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }));
-        cfg.route("/", web::get().to(page));
+        let origins = &state.settings.cors_origins;
+        cfg.app_data(state.clone()).service(
+            web::scope("")
+                .wrap(from_fn(observe::observe))
+                .configure(|cfg| tus::routes(cfg, cors(origins)))
+                .service(web::resource("/policy").wrap(cors(origins)).get(policy))
+                .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
+                .route("/readyz", web::get().to(readyz))
+                .route("/metrics", web::get().to(metrics))
+                .route("/", web::get().to(page)),
+        );
     }
 }
 
@@ -145,6 +185,26 @@ fn cors(origins: &[String]) -> Cors {
 
 async fn policy(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(state.policy.to_json())
+}
+
+/// Ready when storage takes writes and the memory budget is not exhausted.
+async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, error::Error> {
+    state.storage.check_writable().await?;
+    if state.admission.is_exhausted() {
+        return Err(error::Error::new(sluice_core::Reason::ServerBusy, "The memory budget for uploads is in use.")
+            .with_header("retry-after", admission::RETRY_AFTER_SECS));
+    }
+    Ok(HttpResponse::Ok().body("ready"))
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let m = &state.metrics;
+    let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    m.budget_bytes.set(gauge(state.admission.budget_bytes()));
+    m.budget_in_use_bytes.set(gauge(state.admission.bytes_in_use()));
+    m.resident_bytes.set(gauge(metrics::resident_memory().unwrap_or(0)));
+    m.storage_available_bytes.set(gauge(state.storage.available_space().await.unwrap_or(0)));
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(m.encode())
 }
 
 async fn page() -> HttpResponse {

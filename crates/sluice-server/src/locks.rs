@@ -26,6 +26,7 @@ struct Slot {
 pub struct UploadLocks {
     slots: Arc<Mutex<HashMap<UploadId, Arc<Slot>>>>,
     takeover_wait: Duration,
+    shutdown: CancellationToken,
 }
 
 /// Proof of being the one writer of an upload; released on drop.
@@ -46,9 +47,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl UploadLocks {
-    /// A lock table whose takeovers wait at most `takeover_wait`.
-    pub fn new(takeover_wait: Duration) -> UploadLocks {
-        UploadLocks { slots: Arc::default(), takeover_wait }
+    /// A lock table whose takeovers wait at most `takeover_wait`. Cancelling
+    /// `shutdown` asks every holder to stop, as a takeover would.
+    pub fn new(takeover_wait: Duration, shutdown: CancellationToken) -> UploadLocks {
+        UploadLocks { slots: Arc::default(), takeover_wait, shutdown }
     }
 
     /// Becomes the writer of `id`, asking a current writer to stop first.
@@ -61,7 +63,7 @@ impl UploadLocks {
                 tokio::time::timeout(self.takeover_wait, slot.writer.clone().lock_owned()).await.map_err(|_| Locked)?
             }
         };
-        let cancel = CancellationToken::new();
+        let cancel = self.shutdown.child_token();
         *lock(&slot.current) = cancel.clone();
         Ok(UploadGuard { _permit: permit, cancel, id: id.clone(), slot, slots: self.slots.clone() })
     }
@@ -70,7 +72,7 @@ impl UploadLocks {
     pub fn try_acquire(&self, id: &UploadId) -> Option<UploadGuard> {
         let slot = lock(&self.slots).entry(id.clone()).or_default().clone();
         let permit = slot.writer.clone().try_lock_owned().ok()?;
-        let cancel = CancellationToken::new();
+        let cancel = self.shutdown.child_token();
         *lock(&slot.current) = cancel.clone();
         Some(UploadGuard { _permit: permit, cancel, id: id.clone(), slot, slots: self.slots.clone() })
     }
@@ -108,7 +110,7 @@ mod tests {
 
     #[actix_web::test]
     async fn a_newer_request_takes_over() {
-        let locks = UploadLocks::new(Duration::from_secs(5));
+        let locks = UploadLocks::new(Duration::from_secs(5), CancellationToken::new());
         let id = id();
         let old = locks.acquire(&id).await.unwrap();
         let token = old.cancellation();
@@ -125,8 +127,18 @@ mod tests {
     }
 
     #[actix_web::test]
+    async fn shutdown_asks_every_holder_to_stop() {
+        let shutdown = CancellationToken::new();
+        let locks = UploadLocks::new(Duration::from_secs(5), shutdown.clone());
+        let a = locks.acquire(&id()).await.unwrap();
+        let b = locks.acquire(&id()).await.unwrap();
+        shutdown.cancel();
+        assert!(a.cancellation().is_cancelled() && b.cancellation().is_cancelled());
+    }
+
+    #[actix_web::test]
     async fn a_holder_that_does_not_let_go_means_locked() {
-        let locks = UploadLocks::new(Duration::from_millis(50));
+        let locks = UploadLocks::new(Duration::from_millis(50), CancellationToken::new());
         let id = id();
         let _stubborn = locks.acquire(&id).await.unwrap();
         assert!(locks.acquire(&id).await.is_err());

@@ -2,15 +2,12 @@
 
 use crate::storage::FsStorage;
 use crate::{configure, expiry, AppState, Settings};
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::{from_fn, Next};
 use actix_web::{App, HttpServer};
 use sluice_core::Policy;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -36,6 +33,10 @@ pub struct ServerConfig {
     pub expiry_interval: Duration,
     /// Log format (used by `main` to set up tracing).
     pub log_format: LogFormat,
+    /// Time a client has to send a request's headers.
+    pub header_timeout: Duration,
+    /// Grace period for in-flight requests on shutdown.
+    pub shutdown_grace: Duration,
     /// Behaviour switches shared with handlers.
     pub settings: Settings,
 }
@@ -50,15 +51,20 @@ pub async fn run(config: ServerConfig) -> io::Result<()> {
         backend = "filesystem",
         dir = %storage.uploads_dir().display(),
         max_file_size = config.policy.max_file_size,
+        memory_budget = config.settings.memory_budget,
         "storage ready"
     );
     let state = AppState::new(config.policy, Arc::new(storage), config.settings);
     expiry::spawn(state.clone(), config.expiry_interval);
 
     let app_state = state.clone();
-    let mut server =
-        HttpServer::new(move || App::new().wrap(from_fn(log_request)).configure(configure(app_state.clone())))
-            .bind(&config.listen)?;
+    let mut server = HttpServer::new(move || App::new().configure(configure(app_state.clone())))
+        .client_request_timeout(config.header_timeout)
+        // Our own signal handling ends bodies after the grace period; actix
+        // then gets a little longer to flush and answer them.
+        .disable_signals()
+        .shutdown_timeout(config.shutdown_grace.as_secs() + 5)
+        .bind(&config.listen)?;
     if let Some(workers) = config.workers {
         server = server.workers(workers);
     }
@@ -67,24 +73,34 @@ pub async fn run(config: ServerConfig) -> io::Result<()> {
         tracing::info!(%addr, "listening");
     }
     io::stdout().flush()?;
-    server.run().await
+    let server = server.run();
+    actix_web::rt::spawn(shut_down_on_signal(server.handle(), state, config.shutdown_grace));
+    server.await
 }
 
-/// One log line per request: method, path (with the upload id), status, time.
-async fn log_request(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.path().to_owned();
-    let response = next.call(req).await?;
-    tracing::info!(
-        %method,
-        %path,
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "request"
-    );
-    Ok(response)
+/// On SIGTERM or SIGINT: stop accepting, give in-flight requests `grace`,
+/// then end streaming bodies so they save what arrived and answer.
+async fn shut_down_on_signal(
+    server: actix_web::dev::ServerHandle,
+    state: actix_web::web::Data<AppState>,
+    grace: Duration,
+) {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        tracing::error!("cannot listen for SIGTERM");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!(grace_secs = grace.as_secs(), "shutting down: no new connections; in-flight requests may finish");
+    let stopped = server.stop(true);
+    tokio::pin!(stopped);
+    tokio::select! {
+        () = &mut stopped => return,
+        () = actix_web::rt::time::sleep(grace) => {}
+    }
+    tracing::info!("grace period over: ending in-flight uploads, keeping what arrived");
+    state.shutdown.cancel();
+    stopped.await;
 }

@@ -295,6 +295,21 @@ impl Storage for FsStorage {
         Ok(stale)
     }
 
+    fn append_memory(&self) -> u64 {
+        2 * BLOCK as u64
+    }
+
+    async fn available_space(&self) -> Option<u64> {
+        fs4::available_space(&self.dir).ok()
+    }
+
+    async fn check_writable(&self) -> Result<()> {
+        let probe = self.dir.join(".probe.tmp");
+        fs::write(&probe, b"ok")?;
+        fs::remove_file(probe)?;
+        Ok(())
+    }
+
     async fn purge_tombstones(&self, cutoff: SystemTime) -> Result<usize> {
         let cutoff = cutoff.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let mut purged = 0;

@@ -87,9 +87,21 @@ pub enum StorageError {
         /// The stored offset.
         actual: u64,
     },
+    /// No space left; bytes stored before this are kept.
+    #[error("no space left")]
+    Full,
     /// The backend failed (disk, network, corrupt record).
     #[error(transparent)]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for StorageError {
+    fn from(e: std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => StorageError::Full,
+            _ => StorageError::Io(e),
+        }
+    }
 }
 
 /// Shorthand for storage results.
@@ -134,6 +146,18 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Ids of incomplete uploads whose last write is older than `cutoff`.
     async fn stale(&self, cutoff: SystemTime) -> Result<Vec<UploadId>>;
+
+    /// Memory one `append` holds while it streams (its write buffers); the
+    /// server's memory budget is counted in these.
+    fn append_memory(&self) -> u64;
+
+    /// Bytes that can still be stored, if the backend can tell.
+    async fn available_space(&self) -> Option<u64> {
+        None
+    }
+
+    /// Whether the backend can take writes now (for readiness probes).
+    async fn check_writable(&self) -> Result<()>;
 
     /// Forgets terminated or expired uploads that went away before `cutoff`,
     /// so their ids answer [`StorageError::NotFound`] from then on.

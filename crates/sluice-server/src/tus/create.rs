@@ -8,6 +8,7 @@ use crate::storage::NewUpload;
 use crate::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use sluice_core::tus::{self, Metadata};
+use sluice_core::units::format_size;
 use sluice_core::Reason;
 
 /// Creates an upload; with a body, appends it at once.
@@ -59,14 +60,30 @@ pub async fn handle(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
         None
     };
 
+    if let (Some(len), Some(free)) = (length, state.storage.available_space().await) {
+        let room = free.saturating_sub(state.settings.disk_reserve);
+        if len > room {
+            return Err(Error::new(
+                Reason::StorageFull,
+                format!("This upload needs {}; the server has room for {} now.", format_size(len), format_size(room)),
+            ));
+        }
+    }
+
     let id = UploadId::random().map_err(Error::internal)?;
     let mut info =
         state.storage.create(NewUpload { id: id.clone(), length, metadata: raw_metadata.to_string() }).await?;
     let location = req.url_for("tus_upload", [id.as_str()]).map_err(Error::internal)?.to_string();
+    state.metrics.created.inc();
     tracing::info!(upload = %id, ?length, "upload created");
     if with_body {
         let guard = state.locks.acquire(&id).await.map_err(|_| Error::internal("fresh upload was locked"))?;
-        let request = AppendRequest { offset: 0, content_length: headers::content_length(&req)?, checksum };
+        let request = AppendRequest {
+            offset: 0,
+            content_length: headers::content_length(&req)?,
+            checksum,
+            client: req.peer_addr().map(|a| a.ip()),
+        };
         info.offset = upload::append(&state, &info, request, payload, &guard)
             .await
             .map_err(|e| e.with_header("location", &location))?;

@@ -12,6 +12,7 @@ pub async fn handle(req: HttpRequest, state: web::Data<AppState>, path: web::Pat
     let id = upload::parse_id(&path)?;
     let _guard = upload::lock(&state, &id).await?;
     state.storage.terminate(&id).await?;
+    state.metrics.terminated.inc();
     tracing::info!(upload = %id, "upload terminated");
     Ok(HttpResponse::NoContent().finish())
 }

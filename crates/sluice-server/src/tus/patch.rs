@@ -50,7 +50,7 @@ pub async fn handle(
             }
         }
     }
-    let request = AppendRequest { offset, content_length, checksum };
+    let request = AppendRequest { offset, content_length, checksum, client: req.peer_addr().map(|a| a.ip()) };
     info.offset = upload::append(&state, &info, request, payload, &guard).await?;
     info.modified_at = std::time::SystemTime::now();
     let mut response = HttpResponse::NoContent();

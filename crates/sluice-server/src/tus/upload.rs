@@ -57,6 +57,8 @@ pub struct AppendRequest {
     pub content_length: Option<u64>,
     /// `Upload-Checksum`, if sent.
     pub checksum: Option<(Algorithm, Vec<u8>)>,
+    /// The client's address, for the per-client cap.
+    pub client: Option<std::net::IpAddr>,
 }
 
 /// Streams a request body into an upload the caller holds the lock of, and
@@ -77,6 +79,7 @@ pub async fn append(
         upload_length: info.length,
     };
     let allowed = policy.check_append(at)?;
+    let _permit = state.admission.admit(request.client)?;
     let sniff_needed = info.length.map_or(SNIFF_LEN, |len| SNIFF_LEN.min(usize::try_from(len).unwrap_or(SNIFF_LEN)));
     let sniff = match usize::try_from(info.offset) {
         Ok(offset) if offset < sniff_needed => Some(SniffWindow {
@@ -89,14 +92,20 @@ pub async fn append(
     };
     let mode = if request.checksum.is_some() { AppendMode::AllOrNothing } else { AppendMode::KeepPartial };
     let checksum = request.checksum.map(|(algorithm, digest)| (algorithm.hasher(), digest));
-    let mut body = IncomingBody::new(payload, allowed, checksum, sniff, guard.cancellation());
+    let mut body =
+        IncomingBody::new(payload, allowed, checksum, sniff, guard.cancellation(), state.settings.idle_timeout);
     let stream: BodyStream<'_> = &mut body;
-    let offset = state.storage.append(&info.id, info.offset, stream, mode).await?;
+    state.metrics.in_flight.inc();
+    let stored = state.storage.append(&info.id, info.offset, stream, mode).await;
+    state.metrics.in_flight.dec();
+    state.metrics.received_bytes.inc_by(body.received());
+    let offset = stored?;
     let id = &info.id;
     match body.stop() {
         None => {}
         Some(Stop::TypeRefused(refusal)) => {
             state.storage.terminate(id).await?;
+            state.metrics.terminated.inc();
             return Err(refusal.clone().into());
         }
         Some(Stop::TooLong) => {
@@ -112,11 +121,26 @@ pub async fn append(
                 "The chunk's bytes do not match Upload-Checksum; it was discarded.",
             ));
         }
+        Some(Stop::Interrupted) if state.shutdown.is_cancelled() => {
+            tracing::info!(upload = %id, offset, "append ended by shutdown");
+            return Err(Error::new(
+                Reason::ServerBusy,
+                format!("The server is restarting; the upload is at byte {offset}. Resume shortly."),
+            )
+            .with_header("retry-after", crate::admission::RETRY_AFTER_SECS));
+        }
         Some(Stop::Interrupted) => {
             tracing::info!(upload = %id, offset, "append interrupted by a newer request");
             return Err(Error::new(
                 Reason::UploadInterrupted,
                 format!("A newer request took over; the upload is at byte {offset}."),
+            ));
+        }
+        Some(Stop::Idle) => {
+            tracing::info!(upload = %id, offset, "body idle too long");
+            return Err(Error::new(
+                Reason::IdleTimeout,
+                format!("No data arrived for {:?}; the upload is at byte {offset}.", state.settings.idle_timeout),
             ));
         }
         Some(Stop::Client(why)) => {
@@ -138,6 +162,7 @@ pub async fn record_type(state: &AppState, info: &UploadInfo) -> Result<()> {
     let head = state.storage.read_head(&info.id, SNIFF_LEN).await?;
     let kind = sniff::sniff(&head, file_name(info).as_deref());
     state.storage.set_file_type(&info.id, kind.mime).await?;
+    state.metrics.completed.inc();
     tracing::info!(upload = %info.id, length = ?info.length, mime = kind.mime, "upload complete");
     Ok(())
 }

@@ -1,0 +1,149 @@
+//! Operator metrics, exported at `GET /metrics` in the Prometheus text format
+//! (via the `prometheus-client` crate).
+//!
+//! | metric | type | meaning |
+//! |---|---|---|
+//! | `sluice_uploads_created_total` | counter | uploads created |
+//! | `sluice_uploads_completed_total` | counter | uploads whose last byte arrived |
+//! | `sluice_uploads_terminated_total` | counter | uploads deleted by clients (or refused by type) |
+//! | `sluice_uploads_expired_total` | counter | incomplete uploads removed by expiry |
+//! | `sluice_uploads_in_flight` | gauge | appends streaming right now |
+//! | `sluice_received_bytes_total` | counter | body bytes received |
+//! | `sluice_rejections_total{reason}` | counter | refusals by stable reason code |
+//! | `sluice_requests_total{route,method,status}` | counter | requests |
+//! | `sluice_request_duration_seconds{route}` | histogram | request latency |
+//! | `sluice_memory_budget_bytes` / `..._in_use_bytes` | gauge | upload-buffer budget and its use |
+//! | `sluice_resident_memory_bytes` | gauge | the process's resident memory (Linux) |
+//! | `sluice_storage_available_bytes` | gauge | free space where uploads are stored |
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Labels of a refusal.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// The stable reason code.
+    pub reason: String,
+}
+
+/// Labels of a request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The route pattern, e.g. `/files/{id}` (never the raw path).
+    pub route: String,
+    /// The HTTP method.
+    pub method: String,
+    /// The response status.
+    pub status: u16,
+}
+
+/// Labels of a latency observation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    /// The route pattern.
+    pub route: String,
+}
+
+type LatencyFamily = Family<RouteLabel, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_1, 4.0, 10))
+}
+
+/// Every metric the server keeps.
+pub struct Metrics {
+    registry: Registry,
+    /// Uploads created.
+    pub created: Counter,
+    /// Uploads completed.
+    pub completed: Counter,
+    /// Uploads terminated.
+    pub terminated: Counter,
+    /// Uploads expired.
+    pub expired: Counter,
+    /// Body bytes received.
+    pub received_bytes: Counter,
+    /// Appends streaming now.
+    pub in_flight: Gauge,
+    /// Refusals by reason.
+    pub rejections: Family<ReasonLabel, Counter>,
+    /// Requests by route, method, status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Latency by route.
+    pub latency: LatencyFamily,
+    /// Upload-buffer budget.
+    pub budget_bytes: Gauge,
+    /// Upload-buffer budget in use.
+    pub budget_in_use_bytes: Gauge,
+    /// Resident memory.
+    pub resident_bytes: Gauge,
+    /// Free storage space.
+    pub storage_available_bytes: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("sluice");
+        let metrics = Metrics {
+            created: Counter::default(),
+            completed: Counter::default(),
+            terminated: Counter::default(),
+            expired: Counter::default(),
+            received_bytes: Counter::default(),
+            in_flight: Gauge::default(),
+            rejections: Family::default(),
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            budget_bytes: Gauge::default(),
+            budget_in_use_bytes: Gauge::default(),
+            resident_bytes: Gauge::default(),
+            storage_available_bytes: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("uploads_created", "Uploads created", metrics.created.clone());
+        registry.register("uploads_completed", "Uploads whose last byte arrived", metrics.completed.clone());
+        registry.register(
+            "uploads_terminated",
+            "Uploads deleted by clients or refused by type",
+            metrics.terminated.clone(),
+        );
+        registry.register("uploads_expired", "Incomplete uploads removed by expiry", metrics.expired.clone());
+        registry.register("received_bytes", "Body bytes received", metrics.received_bytes.clone());
+        registry.register("uploads_in_flight", "Appends streaming now", metrics.in_flight.clone());
+        registry.register("rejections", "Refusals by stable reason code", metrics.rejections.clone());
+        registry.register("requests", "Requests by route, method and status", metrics.requests.clone());
+        registry.register("request_duration_seconds", "Request latency by route", metrics.latency.clone());
+        registry.register("memory_budget_bytes", "Memory budget for upload buffers", metrics.budget_bytes.clone());
+        registry.register(
+            "memory_budget_in_use_bytes",
+            "Upload-buffer budget in use",
+            metrics.budget_in_use_bytes.clone(),
+        );
+        registry.register("resident_memory_bytes", "Resident memory of the process", metrics.resident_bytes.clone());
+        registry.register("storage_available_bytes", "Free space for uploads", metrics.storage_available_bytes.clone());
+        Metrics { registry, ..metrics }
+    }
+}
+
+impl Metrics {
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            tracing::error!("metrics encoding failed");
+        }
+        out
+    }
+}
+
+/// The process's resident memory in bytes (Linux `/proc/self/status`), if known.
+pub fn resident_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

@@ -1,0 +1,47 @@
+//! One log line and the request metrics for every request.
+//!
+//! Refusals are counted by reason: the one `ResponseError` impl puts the
+//! [`Reason`](sluice_core::Reason) into the response's extensions, and this
+//! middleware reads it back.
+
+use crate::metrics::{ReasonLabel, RequestLabels, RouteLabel};
+use crate::AppState;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web;
+use sluice_core::Reason;
+use std::time::Instant;
+
+/// Logs and counts a request (see the module docs).
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let response = next.call(req).await?;
+    let elapsed = started.elapsed();
+    let request = response.request();
+    let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_string());
+    let status = response.status().as_u16();
+    let reason = response.response().extensions().get::<Reason>().copied();
+    tracing::info!(
+        method = %request.method(),
+        path = %request.path(),
+        status,
+        reason = reason.map(Reason::code),
+        micros = elapsed.as_micros() as u64,
+        "request"
+    );
+    if let Some(state) = state {
+        let metrics = &state.metrics;
+        if let Some(reason) = reason {
+            metrics.rejections.get_or_create(&ReasonLabel { reason: reason.code().to_string() }).inc();
+        }
+        let labels = RequestLabels { route: route.clone(), method: request.method().to_string(), status };
+        metrics.requests.get_or_create(&labels).inc();
+        metrics.latency.get_or_create(&RouteLabel { route }).observe(elapsed.as_secs_f64());
+    }
+    Ok(response)
+}

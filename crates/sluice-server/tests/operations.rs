@@ -1,0 +1,213 @@
+//! Operations against the real binary: the memory budget, the per-client
+//! cap, idle bodies, graceful shutdown, a full disk, and the metrics that
+//! report them.
+
+#![allow(clippy::unwrap_used)]
+
+mod blackbox;
+use blackbox::*;
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// Opens a PATCH for `total` bytes, sends `sent` of them, and leaves it hanging.
+fn stall(server: &Server, path: &str, file: &[u8], sent: usize) -> TcpStream {
+    let mut stream = server.connect();
+    send_head(&mut stream, "PATCH", path, &patch_headers(0), Some(file.len()));
+    stream.write_all(&file[..sent]).unwrap();
+    stream.flush().unwrap();
+    stream
+}
+
+/// Polls until `check` holds (bounded: 10 s), so tests wait on state, not on time.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("never happened: {what}");
+}
+
+fn metric(server: &Server, name: &str) -> f64 {
+    let text = server.request("GET", "/metrics", &[], b"").body;
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn in_flight(server: &Server) -> f64 {
+    metric(server, "sluice_uploads_in_flight")
+}
+
+#[test]
+fn past_the_memory_budget_new_uploads_get_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    // 512 KiB = the buffers of exactly one streaming upload.
+    let server = Server::start_with(dir.path(), None, &["--memory-budget", "512 KiB"]);
+    let file = data(4000, 1);
+    let (a, b) = (server.create(4000), server.create(4000));
+    let mut holder = stall(&server, &a, &file, 1000);
+    eventually("the first upload is streaming", || in_flight(&server) == 1.0);
+
+    let refused = server.patch(&b, 0, &file);
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(refused.body.contains("server_busy"));
+    assert_eq!(server.request("GET", "/readyz", &[], b"").status, 503, "not ready while the budget is in use");
+    assert_eq!(server.offset(&b), 0, "the refused upload has nothing written");
+
+    holder.write_all(&file[1000..]).unwrap();
+    assert_eq!(read_response(&mut holder).status, 204);
+    assert_eq!(server.patch(&b, 0, &file).status, 204, "the retry goes through once the budget is free");
+    assert_eq!(stored(dir.path(), &b), file);
+    // The refused PATCH and the readiness probe that said "busy".
+    assert_eq!(metric(&server, "sluice_rejections_total{reason=\"server_busy\"}"), 2.0);
+}
+
+#[test]
+fn one_client_cannot_hold_more_uploads_than_its_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &["--max-uploads-per-client", "1"]);
+    let file = data(4000, 2);
+    let (a, b) = (server.create(4000), server.create(4000));
+    let mut holder = stall(&server, &a, &file, 10);
+    eventually("the first upload is streaming", || in_flight(&server) == 1.0);
+    let refused = server.patch(&b, 0, &file);
+    assert_eq!((refused.status, refused.header("retry-after")), (429, Some("1")), "{refused:?}");
+    assert!(refused.body.contains("too_many_uploads"));
+    holder.write_all(&file[10..]).unwrap();
+    assert_eq!(read_response(&mut holder).status, 204);
+    assert_eq!(server.patch(&b, 0, &file).status, 204);
+}
+
+#[test]
+fn a_stalled_body_is_cut_off_and_keeps_what_arrived_while_others_proceed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &["--idle-timeout", "1s"]);
+    let file = data(5000, 3);
+    let slow = server.create(5000);
+    let mut slowloris = stall(&server, &slow, &file, 1000);
+    let other = server.create(5000);
+    assert_eq!(server.patch(&other, 0, &file).status, 204, "other uploads are unaffected");
+
+    let cut = read_response(&mut slowloris);
+    assert_eq!(cut.status, 408, "{cut:?}");
+    assert!(cut.body.contains("idle_timeout"));
+    assert_eq!(server.offset(&slow), 1000, "what arrived is kept");
+    assert_eq!(server.patch(&slow, 1000, &file[1000..]).status, 204);
+    assert_eq!(stored(dir.path(), &slow), file);
+}
+
+#[test]
+fn sigterm_ends_in_flight_uploads_after_the_grace_period_keeping_every_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &["--shutdown-grace", "1s", "--idle-timeout", "60s"]);
+    let file = data(3 << 20, 4);
+    let up = server.create(file.len() as u64);
+    let sent = 1 << 20;
+    let mut stream = stall(&server, &up, &file, sent);
+    eventually("the upload is streaming", || in_flight(&server) == 1.0);
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+
+    let ended = read_response(&mut stream);
+    assert_eq!(ended.status, 503, "{ended:?}");
+    assert_eq!(ended.header("retry-after"), Some("1"));
+    let mut server = server;
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "graceful exit: {status:?}");
+    drop(server);
+
+    let server = Server::start(dir.path(), None);
+    assert_eq!(server.offset(&up), sent as u64, "every byte that arrived was kept");
+    assert_eq!(server.patch(&up, sent as u64, &file[sent..]).status, 204);
+    assert_eq!(sha(&stored(dir.path(), &up)), sha(&file));
+}
+
+/// A small real file system for the disk-full tests; unmounted on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn new(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mounting a tmpfs needs root (the test suite runs as root)");
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_answers_507_keeps_what_was_written_and_resumes_after_space_is_freed() {
+    let disk = SmallDisk::new("4m");
+    let server = Server::start_with(disk.path(), None, &["--disk-reserve", "0"]);
+
+    let too_big = server.request("POST", "/files/", &[("Upload-Length", (8u64 << 20).to_string())], b"");
+    assert_eq!(too_big.status, 507, "an upload that cannot fit is refused at creation: {too_big:?}");
+    assert!(too_big.body.contains("storage_full"));
+
+    let first = data(2 << 20, 5);
+    let second = data(3 << 20, 6);
+    let a = server.create(first.len() as u64);
+    let b = server.create(second.len() as u64);
+    assert_eq!(server.patch(&a, 0, &first).status, 204);
+    let full = server.patch(&b, 0, &second);
+    assert_eq!(full.status, 507, "running out of space mid-way: {full:?}");
+    let kept = server.offset(&b);
+    assert!(kept > 0 && kept < second.len() as u64, "kept {kept}");
+    assert_eq!(stored(disk.path(), &b), &second[..kept as usize], "nothing corrupted");
+    assert_eq!(stored(disk.path(), &a), first, "other uploads unaffected");
+
+    assert_eq!(server.request("DELETE", &a, &[], b"").status, 204, "free space");
+    assert_eq!(server.patch(&b, kept, &second[kept as usize..]).status, 204, "resumes after space is freed");
+    assert_eq!(sha(&stored(disk.path(), &b)), sha(&second));
+    drop(server);
+}
+
+#[test]
+fn metrics_count_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None);
+    let file = data(1000, 7);
+    let a = server.create(1000);
+    assert_eq!(server.patch(&a, 0, &file[..400]).status, 204);
+    assert_eq!(server.patch(&a, 0, &file[..400]).status, 409);
+    assert_eq!(server.patch(&a, 400, &file[400..]).status, 204);
+    let b = server.create(10);
+    assert_eq!(server.request("DELETE", &b, &[], b"").status, 204);
+    assert_eq!(server.request("POST", "/files/", &[], b"").status, 400);
+
+    assert_eq!(metric(&server, "sluice_uploads_created_total"), 2.0);
+    assert_eq!(metric(&server, "sluice_uploads_completed_total"), 1.0);
+    assert_eq!(metric(&server, "sluice_uploads_terminated_total"), 1.0);
+    assert_eq!(metric(&server, "sluice_received_bytes_total"), 1000.0, "a refused body is never read");
+    assert_eq!(metric(&server, "sluice_uploads_in_flight"), 0.0);
+    assert_eq!(metric(&server, "sluice_rejections_total{reason=\"offset_mismatch\"}"), 1.0);
+    assert_eq!(metric(&server, "sluice_rejections_total{reason=\"upload_length_required\"}"), 1.0);
+    assert_eq!(metric(&server, "sluice_requests_total{route=\"/files/{id}\",method=\"PATCH\",status=\"204\"}"), 2.0);
+    assert!(metric(&server, "sluice_resident_memory_bytes") > 1e6);
+    assert_eq!(metric(&server, "sluice_memory_budget_bytes"), (64u64 << 20) as f64);
+    assert!(metric(&server, "sluice_storage_available_bytes") > 0.0);
+    assert_eq!(server.request("GET", "/readyz", &[], b"").status, 200);
+}
