@@ -66,6 +66,7 @@ pub struct IncomingBody<S> {
     idle_after: Duration,
     idle: Pin<Box<Sleep>>,
     last_byte: Instant,
+    counter: Option<prometheus_client::metrics::counter::Counter>,
     stop: Option<Stop>,
     stop_next: bool,
     done: bool,
@@ -93,10 +94,17 @@ impl<S> IncomingBody<S> {
             idle_after,
             idle: Box::pin(tokio::time::sleep(idle_after)),
             last_byte: Instant::now(),
+            counter: None,
             stop: None,
             stop_next: false,
             done: false,
         }
+    }
+
+    /// Also counts every byte let through on `counter`, as it arrives.
+    pub fn counting(mut self, counter: prometheus_client::metrics::counter::Counter) -> Self {
+        self.counter = Some(counter);
+        self
     }
 
     /// Why the body ended early, if it did.
@@ -179,6 +187,9 @@ where
                     return this.halt(Stop::TypeRefused(refusal));
                 }
                 this.received += bytes.len() as u64;
+                if let Some(counter) = &this.counter {
+                    counter.inc_by(bytes.len() as u64);
+                }
                 if let Some((hasher, _)) = this.checksum.as_mut() {
                     hasher.update(&bytes);
                 }

@@ -3,7 +3,7 @@
 //!
 //! - [`configure`] mounts every route into an actix `App` (used by the
 //!   `sluice` binary and by every test): `/files` (tus), `/policy`, `/healthz`,
-//!   `/readyz`, `/metrics`, `/`.
+//!   `/readyz`, `/metrics`, `/status` (live page), `/`.
 //! - [`admission`] keeps upload buffers within a memory budget.
 //! - [`storage::Storage`] is the backend seam; [`storage::FsStorage`] the default.
 //! - Request bodies are never collected: [`body::IncomingBody`] counts, caps,
@@ -37,6 +37,7 @@ pub mod locks;
 pub mod metrics;
 pub mod observe;
 pub mod server;
+pub mod status;
 pub mod storage;
 pub mod tus;
 
@@ -94,6 +95,8 @@ pub struct AppState {
     pub admission: admission::Admission,
     /// Operator metrics.
     pub metrics: metrics::Metrics,
+    /// Recent samples for the status page.
+    pub history: status::History,
     /// Cancelled when the server shuts down: streaming bodies stop and keep what arrived.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Behaviour switches.
@@ -113,6 +116,7 @@ impl AppState {
             shutdown,
             admission,
             metrics: metrics::Metrics::default(),
+            history: status::History::default(),
             settings,
         })
     }
@@ -130,6 +134,8 @@ pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut ServiceConfig) + Cl
                 .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
                 .route("/readyz", web::get().to(readyz))
                 .route("/metrics", web::get().to(metrics))
+                .route("/status", web::get().to(status_page))
+                .route("/status/samples", web::get().to(status_samples))
                 .route("/", web::get().to(page)),
         );
     }
@@ -205,6 +211,14 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     m.resident_bytes.set(gauge(metrics::resident_memory().unwrap_or(0)));
     m.storage_available_bytes.set(gauge(state.storage.available_space().await.unwrap_or(0)));
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(m.encode())
+}
+
+async fn status_page() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(include_str!("../../../web/status.html"))
+}
+
+async fn status_samples(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(state.history.report(&state))
 }
 
 async fn page() -> HttpResponse {

@@ -83,6 +83,8 @@ pub struct Metrics {
     pub resident_bytes: Gauge,
     /// Free storage space.
     pub storage_available_bytes: Gauge,
+    /// Refusals by reason, readable for the status page.
+    pub rejection_counts: crate::status::RejectionCounts,
 }
 
 impl Default for Metrics {
@@ -102,6 +104,7 @@ impl Default for Metrics {
             budget_in_use_bytes: Gauge::default(),
             resident_bytes: Gauge::default(),
             storage_available_bytes: Gauge::default(),
+            rejection_counts: Default::default(),
             registry: Registry::default(),
         };
         registry.register("uploads_created", "Uploads created", metrics.created.clone());
@@ -130,6 +133,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts a refusal.
+    pub fn reject(&self, reason: sluice_core::Reason) {
+        self.rejections.get_or_create(&ReasonLabel { reason: reason.code().to_string() }).inc();
+        self.rejection_counts.add(reason);
+    }
+
     /// The text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();

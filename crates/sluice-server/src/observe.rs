@@ -4,14 +4,24 @@
 //! [`Reason`](sluice_core::Reason) into the response's extensions, and this
 //! middleware reads it back.
 
-use crate::metrics::{ReasonLabel, RequestLabels, RouteLabel};
+use crate::metrics::{RequestLabels, RouteLabel};
 use crate::AppState;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{web, HttpMessage};
 use sluice_core::Reason;
 use std::time::Instant;
+
+/// The upload a request touched and the body bytes it delivered, recorded by
+/// the handlers for the log line.
+#[derive(Debug, Clone)]
+pub struct Transfer {
+    /// The upload's id.
+    pub upload: String,
+    /// Body bytes received.
+    pub bytes: u64,
+}
 
 /// Logs and counts a request (see the module docs).
 pub async fn observe(
@@ -26,10 +36,14 @@ pub async fn observe(
     let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_string());
     let status = response.status().as_u16();
     let reason = response.response().extensions().get::<Reason>().copied();
+    let transfer = request.extensions().get::<Transfer>().cloned();
+    let upload = transfer.as_ref().map(|t| t.upload.as_str()).or(request.match_info().get("id"));
     tracing::info!(
         method = %request.method(),
-        path = %request.path(),
+        route = %route,
         status,
+        upload,
+        bytes = transfer.as_ref().map(|t| t.bytes),
         reason = reason.map(Reason::code),
         micros = elapsed.as_micros() as u64,
         "request"
@@ -37,7 +51,7 @@ pub async fn observe(
     if let Some(state) = state {
         let metrics = &state.metrics;
         if let Some(reason) = reason {
-            metrics.rejections.get_or_create(&ReasonLabel { reason: reason.code().to_string() }).inc();
+            metrics.reject(reason);
         }
         let labels = RequestLabels { route: route.clone(), method: request.method().to_string(), status };
         metrics.requests.get_or_create(&labels).inc();

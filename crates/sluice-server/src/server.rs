@@ -1,7 +1,7 @@
 //! The composition root: picks the backend, starts the sweeper and the HTTP server.
 
 use crate::storage::FsStorage;
-use crate::{configure, expiry, AppState, Settings};
+use crate::{configure, expiry, status, AppState, Settings};
 use actix_web::{App, HttpServer};
 use sluice_core::Policy;
 use std::io::{self, Write};
@@ -56,6 +56,7 @@ pub async fn run(config: ServerConfig) -> io::Result<()> {
     );
     let state = AppState::new(config.policy, Arc::new(storage), config.settings);
     expiry::spawn(state.clone(), config.expiry_interval);
+    status::spawn(state.clone(), Duration::from_secs(1));
 
     let app_state = state.clone();
     let mut server = HttpServer::new(move || App::new().configure(configure(app_state.clone())))

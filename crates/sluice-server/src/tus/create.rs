@@ -4,9 +4,10 @@ use super::headers;
 use super::upload::{self, AppendRequest};
 use crate::error::{Error, Result};
 use crate::id::UploadId;
+use crate::observe::Transfer;
 use crate::storage::NewUpload;
 use crate::AppState;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use sluice_core::tus::{self, Metadata};
 use sluice_core::units::format_size;
 use sluice_core::Reason;
@@ -75,16 +76,12 @@ pub async fn handle(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
         state.storage.create(NewUpload { id: id.clone(), length, metadata: raw_metadata.to_string() }).await?;
     let location = req.url_for("tus_upload", [id.as_str()]).map_err(Error::internal)?.to_string();
     state.metrics.created.inc();
+    req.extensions_mut().insert(Transfer { upload: id.to_string(), bytes: 0 });
     tracing::info!(upload = %id, ?length, "upload created");
     if with_body {
         let guard = state.locks.acquire(&id).await.map_err(|_| Error::internal("fresh upload was locked"))?;
-        let request = AppendRequest {
-            offset: 0,
-            content_length: headers::content_length(&req)?,
-            checksum,
-            client: req.peer_addr().map(|a| a.ip()),
-        };
-        info.offset = upload::append(&state, &info, request, payload, &guard)
+        let request = AppendRequest { offset: 0, content_length: headers::content_length(&req)?, checksum };
+        info.offset = upload::append(&state, &req, &info, request, payload, &guard)
             .await
             .map_err(|e| e.with_header("location", &location))?;
     } else if length == Some(0) {

@@ -50,8 +50,8 @@ pub async fn handle(
             }
         }
     }
-    let request = AppendRequest { offset, content_length, checksum, client: req.peer_addr().map(|a| a.ip()) };
-    info.offset = upload::append(&state, &info, request, payload, &guard).await?;
+    let request = AppendRequest { offset, content_length, checksum };
+    info.offset = upload::append(&state, &req, &info, request, payload, &guard).await?;
     info.modified_at = std::time::SystemTime::now();
     let mut response = HttpResponse::NoContent();
     response.insert_header(("Upload-Offset", info.offset));

@@ -5,10 +5,11 @@ use crate::body::{IncomingBody, SniffWindow, Stop};
 use crate::error::{Error, Result};
 use crate::id::UploadId;
 use crate::locks::UploadGuard;
+use crate::observe::Transfer;
 use crate::storage::{AppendMode, BodyStream, UploadInfo};
 use crate::AppState;
 use actix_web::http::header::HttpDate;
-use actix_web::{web, HttpResponseBuilder};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponseBuilder};
 use sluice_core::tus::Metadata;
 use sluice_core::{sniff, Algorithm, Append, Reason, SNIFF_LEN};
 use std::time::SystemTime;
@@ -57,8 +58,6 @@ pub struct AppendRequest {
     pub content_length: Option<u64>,
     /// `Upload-Checksum`, if sent.
     pub checksum: Option<(Algorithm, Vec<u8>)>,
-    /// The client's address, for the per-client cap.
-    pub client: Option<std::net::IpAddr>,
 }
 
 /// Streams a request body into an upload the caller holds the lock of, and
@@ -66,6 +65,7 @@ pub struct AppendRequest {
 /// single byte is read; a stop mid-body keeps what the mode allows.
 pub async fn append(
     state: &AppState,
+    req: &HttpRequest,
     info: &UploadInfo,
     request: AppendRequest,
     payload: web::Payload,
@@ -79,7 +79,7 @@ pub async fn append(
         upload_length: info.length,
     };
     let allowed = policy.check_append(at)?;
-    let _permit = state.admission.admit(request.client)?;
+    let _permit = state.admission.admit(req.peer_addr().map(|a| a.ip()))?;
     let sniff_needed = info.length.map_or(SNIFF_LEN, |len| SNIFF_LEN.min(usize::try_from(len).unwrap_or(SNIFF_LEN)));
     let sniff = match usize::try_from(info.offset) {
         Ok(offset) if offset < sniff_needed => Some(SniffWindow {
@@ -93,12 +93,13 @@ pub async fn append(
     let mode = if request.checksum.is_some() { AppendMode::AllOrNothing } else { AppendMode::KeepPartial };
     let checksum = request.checksum.map(|(algorithm, digest)| (algorithm.hasher(), digest));
     let mut body =
-        IncomingBody::new(payload, allowed, checksum, sniff, guard.cancellation(), state.settings.idle_timeout);
+        IncomingBody::new(payload, allowed, checksum, sniff, guard.cancellation(), state.settings.idle_timeout)
+            .counting(state.metrics.received_bytes.clone());
     let stream: BodyStream<'_> = &mut body;
     state.metrics.in_flight.inc();
     let stored = state.storage.append(&info.id, info.offset, stream, mode).await;
     state.metrics.in_flight.dec();
-    state.metrics.received_bytes.inc_by(body.received());
+    req.extensions_mut().insert(Transfer { upload: info.id.to_string(), bytes: body.received() });
     let offset = stored?;
     let id = &info.id;
     match body.stop() {
