@@ -141,22 +141,7 @@ pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut ServiceConfig) + Cl
     }
 }
 
-/// Request headers a tus client sends, and response headers it must read.
-const ALLOWED_HEADERS: &[&str] = &[
-    "authorization",
-    "content-type",
-    "origin",
-    "tus-resumable",
-    "upload-checksum",
-    "upload-concat",
-    "upload-defer-length",
-    "upload-length",
-    "upload-metadata",
-    "upload-offset",
-    "x-http-method-override",
-    "x-request-id",
-    "x-requested-with",
-];
+/// Response headers a browser-side tus client must be able to read.
 const EXPOSED_HEADERS: &[&str] = &[
     "location",
     "retry-after",
@@ -176,7 +161,9 @@ const EXPOSED_HEADERS: &[&str] = &[
 fn cors(origins: &[String]) -> Cors {
     let mut cors = Cors::default()
         .allowed_methods([Method::GET, Method::HEAD, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
-        .allowed_headers(ALLOWED_HEADERS.iter().copied())
+        // tus clients add their own headers (auth, Cache-Control, X-*): any
+        // requested header is allowed; credentials never are with `*`.
+        .allow_any_header()
         .expose_headers(EXPOSED_HEADERS.iter().copied())
         .max_age(86_400);
     if origins.iter().any(|o| o == "*") {
