@@ -52,6 +52,10 @@ pub struct ServeArgs {
     #[arg(long = "cors-origin", env = "SLUICE_CORS_ORIGINS", value_delimiter = ',', default_value = "*")]
     pub cors_origins: Vec<String>,
 
+    /// Directory served at `/`: the upload page and its wasm package (`cargo xtask run` builds it); a placeholder page if omitted.
+    #[arg(long, env = "SLUICE_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+
     /// Turn off `GET /files/{id}` (downloading completed uploads).
     #[arg(long, env = "SLUICE_NO_DOWNLOAD")]
     pub no_download: bool,
@@ -112,6 +116,11 @@ pub fn load_policy(path: Option<&Path>) -> Result<Policy, String> {
 impl ServeArgs {
     /// Validates the flags into a server configuration.
     pub fn into_config(self) -> Result<ServerConfig, String> {
+        if let Some(dir) = &self.web_dir {
+            if !dir.join("index.html").is_file() {
+                return Err(format!("--web-dir {}: no index.html there", dir.display()));
+            }
+        }
         if [self.takeover_wait, self.expiry_interval, self.idle_timeout, self.header_timeout]
             .iter()
             .any(Duration::is_zero)
@@ -138,6 +147,7 @@ impl ServeArgs {
                 max_uploads_per_client: self.max_uploads_per_client,
                 idle_timeout: self.idle_timeout,
                 disk_reserve: self.disk_reserve,
+                web_dir: self.web_dir,
             },
         })
     }

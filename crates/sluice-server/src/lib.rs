@@ -67,6 +67,9 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// Free space kept in reserve: a creation that would eat into it gets 507.
     pub disk_reserve: u64,
+    /// Directory served at `/` (the upload page and its wasm package); the
+    /// built-in placeholder page when `None`.
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -79,6 +82,7 @@ impl Default for Settings {
             max_uploads_per_client: 16,
             idle_timeout: Duration::from_secs(30),
             disk_reserve: 256 << 20,
+            web_dir: None,
         }
     }
 }
@@ -136,7 +140,14 @@ pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut ServiceConfig) + Cl
                 .route("/metrics", web::get().to(metrics))
                 .route("/status", web::get().to(status_page))
                 .route("/status/samples", web::get().to(status_samples))
-                .route("/", web::get().to(page)),
+                .configure(|cfg| match &state.settings.web_dir {
+                    Some(dir) => {
+                        cfg.service(actix_files::Files::new("/", dir).index_file("index.html"));
+                    }
+                    None => {
+                        cfg.route("/", web::get().to(page));
+                    }
+                }),
         );
     }
 }

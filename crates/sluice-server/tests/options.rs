@@ -96,3 +96,19 @@ async fn cors_allows_only_configured_origins_when_configured() {
     let bad = send(&h.app, from("https://evil.example")).await;
     assert_eq!(bad.header("access-control-allow-origin"), None, "{bad:?}");
 }
+
+#[actix_web::test]
+async fn a_web_dir_is_served_at_the_root_without_shadowing_the_api() {
+    let web = tempfile::tempdir().unwrap();
+    std::fs::write(web.path().join("index.html"), "<html>the page</html>").unwrap();
+    std::fs::create_dir(web.path().join("pkg")).unwrap();
+    std::fs::write(web.path().join("pkg").join("m.wasm"), b"\0asm").unwrap();
+    let settings = sluice_server::Settings { web_dir: Some(web.path().to_path_buf()), ..Default::default() };
+    let h = harness_with("", settings).await;
+    let page = send(&h.app, TestRequest::get().uri("/")).await;
+    assert_eq!((page.status, page.body.as_slice()), (200, &b"<html>the page</html>"[..]));
+    let wasm = send(&h.app, TestRequest::get().uri("/pkg/m.wasm")).await;
+    assert_eq!(wasm.header("content-type"), Some("application/wasm"), "instantiateStreaming needs the wasm type");
+    assert_eq!(send(&h.app, TestRequest::get().uri("/policy")).await.status, 200);
+    assert_eq!(send(&h.app, TestRequest::get().uri("/../../etc/passwd")).await.status, 404);
+}
