@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the upload server (tus 1.0 at /files/, the policy at /policy, the page at /).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Check a policy file and print the effective policy as served at /policy.
     Policy {
         /// Policy file (TOML, or JSON if it ends in .json); the built-in policy if omitted.
