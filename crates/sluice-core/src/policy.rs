@@ -14,6 +14,9 @@
 //! checksum = "optional"              # or "required"
 //! checksum_algorithms = ["sha256", "crc32c", "sha1"]
 //! upload_expiry = "24h"
+//! max_form_files = 20                # multipart forms (POST /upload)
+//! max_form_fields = 100
+//! max_form_field_size = "64 KiB"
 //! ```
 //!
 //! The policy is served as JSON with sizes in bytes and `upload_expiry` in
@@ -66,6 +69,12 @@ pub struct Policy {
     /// Largest total size of one drop; `None` = no limit beyond per-file ones.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_batch_size: Option<u64>,
+    /// Most files one multipart form request may carry.
+    pub max_form_files: u32,
+    /// Most text fields one multipart form request may carry.
+    pub max_form_fields: u32,
+    /// Longest text field of a multipart form, in bytes.
+    pub max_form_field_size: u64,
 }
 
 fn as_seconds<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -87,6 +96,9 @@ impl Default for Policy {
             max_metadata_size: 4096,
             max_files_per_batch: 100,
             max_batch_size: None,
+            max_form_files: 20,
+            max_form_fields: 100,
+            max_form_field_size: 64 << 10,
         }
     }
 }
@@ -107,6 +119,9 @@ struct PolicyFile {
     max_metadata_size: Option<Size>,
     max_files_per_batch: Option<u32>,
     max_batch_size: Option<Size>,
+    max_form_files: Option<u32>,
+    max_form_fields: Option<u32>,
+    max_form_field_size: Option<Size>,
 }
 
 impl TryFrom<PolicyFile> for Policy {
@@ -133,6 +148,9 @@ impl TryFrom<PolicyFile> for Policy {
             max_metadata_size: f.max_metadata_size.map_or(d.max_metadata_size, |s| s.0),
             max_files_per_batch: f.max_files_per_batch.unwrap_or(d.max_files_per_batch),
             max_batch_size: f.max_batch_size.map(|s| s.0),
+            max_form_files: f.max_form_files.unwrap_or(d.max_form_files),
+            max_form_fields: f.max_form_fields.unwrap_or(d.max_form_fields),
+            max_form_field_size: f.max_form_field_size.map_or(d.max_form_field_size, |s| s.0),
         };
         policy.validate()?;
         Ok(policy)
@@ -174,6 +192,9 @@ impl Policy {
         }
         if self.max_files_per_batch == 0 {
             return Err(invalid("max_files_per_batch must be at least 1"));
+        }
+        if self.max_form_files == 0 {
+            return Err(invalid("max_form_files must be at least 1"));
         }
         if self.upload_expiry.is_zero() {
             return Err(invalid("upload_expiry must be longer than zero"));
@@ -237,6 +258,9 @@ mod tests {
             max_metadata_size = "1 KiB"
             max_files_per_batch = 5
             max_batch_size = "10 GiB"
+            max_form_files = 3
+            max_form_fields = 7
+            max_form_field_size = "1 KiB"
             "#,
         )
         .unwrap();
@@ -252,6 +276,7 @@ mod tests {
         assert_eq!(p.max_metadata_size, 1024);
         assert_eq!(p.max_files_per_batch, 5);
         assert_eq!(p.max_batch_size, Some(10 << 30));
+        assert_eq!((p.max_form_files, p.max_form_fields, p.max_form_field_size), (3, 7, 1024));
     }
 
     #[test]
@@ -287,6 +312,7 @@ mod tests {
             "upload_expiry = \"0s\"",
             "upload_expiry = \"whenever\"",
             "max_file_size = \"16 PiB\"",
+            "max_form_files = 0",
             "unknown_key = 1",
             "max_file_size = ",
         ] {

@@ -61,6 +61,11 @@ reasons! {
     UploadInterrupted => "upload_interrupted", "A newer request for the same upload took over; what arrived was kept.";
     IncompleteBody => "incomplete_body", "The request body ended (connection closed or failed) before all of it arrived.";
     UploadIncomplete => "upload_incomplete", "The upload is not finished, so it cannot be downloaded.";
+    InvalidMultipart => "invalid_multipart", "A multipart/form-data body is malformed (no boundary, a part without headers, bad framing).";
+    RequestTooLarge => "request_too_large", "A form's declared `Content-Length` exceeds what its files and fields may add up to.";
+    TooManyFields => "too_many_fields", "A form has more text fields than `max_form_fields`.";
+    FieldTooLarge => "field_too_large", "A form's text field is longer than `max_form_field_size`.";
+    PartHeaderTooLarge => "part_header_too_large", "A multipart part's headers exceed the parser's 64 KiB buffer.";
     ServerBusy => "server_busy", "The server's memory budget for uploads is in use; retry after `Retry-After` seconds.";
     TooManyUploads => "too_many_uploads", "This client already has as many uploads in flight as allowed; retry later.";
     IdleTimeout => "idle_timeout", "The request body stalled for longer than the idle timeout; what arrived was kept.";

@@ -67,6 +67,7 @@ pub struct IncomingBody<S> {
     idle: Pin<Box<Sleep>>,
     last_byte: Instant,
     counter: Option<prometheus_client::metrics::counter::Counter>,
+    digest: Option<Hasher>,
     stop: Option<Stop>,
     stop_next: bool,
     done: bool,
@@ -95,6 +96,7 @@ impl<S> IncomingBody<S> {
             idle: Box::pin(tokio::time::sleep(idle_after)),
             last_byte: Instant::now(),
             counter: None,
+            digest: None,
             stop: None,
             stop_next: false,
             done: false,
@@ -105,6 +107,24 @@ impl<S> IncomingBody<S> {
     pub fn counting(mut self, counter: prometheus_client::metrics::counter::Counter) -> Self {
         self.counter = Some(counter);
         self
+    }
+
+    /// Also computes a digest of every byte let through (see [`IncomingBody::take_digest`]).
+    pub fn digesting(mut self, algorithm: sluice_core::Algorithm) -> Self {
+        self.digest = Some(algorithm.hasher());
+        self
+    }
+
+    /// The digest of what was let through, once.
+    pub fn take_digest(&mut self) -> Option<Vec<u8>> {
+        self.digest.take().map(Hasher::finalize)
+    }
+
+    /// For a body of unknown length that ended before the sniff window filled
+    /// (a file shorter than `SNIFF_LEN`): judges the type on what arrived.
+    pub fn finish_sniff(&mut self) -> Option<Rejection> {
+        let window = self.sniff.take()?;
+        window.policy.check_type(&window.seen, window.file_name.as_deref()).err()
     }
 
     /// Why the body ended early, if it did.
@@ -191,6 +211,9 @@ where
                     counter.inc_by(bytes.len() as u64);
                 }
                 if let Some((hasher, _)) = this.checksum.as_mut() {
+                    hasher.update(&bytes);
+                }
+                if let Some(hasher) = this.digest.as_mut() {
                     hasher.update(&bytes);
                 }
                 if bytes.is_empty() && this.stop_next {

@@ -82,9 +82,9 @@ impl fmt::Display for Error {
 pub fn status_for(reason: Reason) -> StatusCode {
     use Reason::*;
     let code = match reason {
-        FileTooLarge | ChunkTooLarge | ExceedsUploadLength | BatchTooLarge => 413,
+        FileTooLarge | ChunkTooLarge | ExceedsUploadLength | BatchTooLarge | RequestTooLarge | FieldTooLarge => 413,
         TypeNotAllowed | ExtensionNotAllowed | InvalidContentType => 415,
-        FileTooSmall | FilenameRequired | FilenameTooLong | InvalidFilename | TooManyFiles => 422,
+        FileTooSmall | FilenameRequired | FilenameTooLong | InvalidFilename | TooManyFiles | TooManyFields => 422,
         OffsetMismatch | UploadInterrupted | UploadIncomplete => 409,
         ChecksumMismatch => 460,
         ChecksumRequired
@@ -93,8 +93,9 @@ pub fn status_for(reason: Reason) -> StatusCode {
         | InvalidMetadata
         | UploadLengthRequired
         | IncompleteBody
+        | InvalidMultipart
         | InvalidPolicy => 400,
-        MetadataTooLarge => 431,
+        MetadataTooLarge | PartHeaderTooLarge => 431,
         UnsupportedVersion => 412,
         UploadNotFound => 404,
         UploadGone => 410,

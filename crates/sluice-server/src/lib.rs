@@ -2,7 +2,8 @@
 //! grow with file size.
 //!
 //! - [`configure`] mounts every route into an actix `App` (used by the
-//!   `sluice` binary and by every test): `/files` (tus), `/policy`, `/healthz`,
+//!   `sluice` binary and by every test): `/files` (tus), `/upload` (HTML
+//!   forms), `/policy`, `/healthz`,
 //!   `/readyz`, `/metrics`, `/status` (live page), `/`.
 //! - [`admission`] keeps upload buffers within a memory budget.
 //! - [`storage::Storage`] is the backend seam; [`storage::FsStorage`] the default.
@@ -32,6 +33,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod expiry;
+pub mod form;
 pub mod id;
 pub mod locks;
 pub mod metrics;
@@ -135,6 +137,7 @@ pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut ServiceConfig) + Cl
                 .wrap(from_fn(observe::observe))
                 .configure(|cfg| tus::routes(cfg, cors(origins)))
                 .service(web::resource("/policy").wrap(cors(origins)).get(policy))
+                .service(web::resource("/upload").wrap(cors(origins)).post(form::handle))
                 .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
                 .route("/readyz", web::get().to(readyz))
                 .route("/metrics", web::get().to(metrics))

@@ -102,60 +102,65 @@ pub async fn append(
     req.extensions_mut().insert(Transfer { upload: info.id.to_string(), bytes: body.received() });
     let offset = stored?;
     let id = &info.id;
-    match body.stop() {
-        None => {}
-        Some(Stop::TypeRefused(refusal)) => {
+    if let Some(stop) = body.stop() {
+        if matches!(stop, Stop::TypeRefused(_)) {
             state.storage.terminate(id).await?;
             state.metrics.terminated.inc();
-            return Err(refusal.clone().into());
         }
-        Some(Stop::TooLong) => {
-            // The same check with one byte more than allowed names the limit crossed.
-            return Err(policy.check_append(Append { chunk_len: Some(allowed + 1), ..at }).err().map_or_else(
+        // For a body past its allowance, the same check with one byte more names the limit crossed.
+        let too_long = || {
+            policy.check_append(Append { chunk_len: Some(allowed + 1), ..at }).err().map_or_else(
                 || Error::new(Reason::ChunkTooLarge, "The request body was longer than allowed."),
                 Error::from,
-            ));
-        }
-        Some(Stop::ChecksumMismatch) => {
-            return Err(Error::new(
-                Reason::ChecksumMismatch,
-                "The chunk's bytes do not match Upload-Checksum; it was discarded.",
-            ));
-        }
-        Some(Stop::Interrupted) if state.shutdown.is_cancelled() => {
-            tracing::info!(upload = %id, offset, "append ended by shutdown");
-            return Err(Error::new(
-                Reason::ServerBusy,
-                format!("The server is restarting; the upload is at byte {offset}. Resume shortly."),
             )
-            .with_header("retry-after", crate::admission::RETRY_AFTER_SECS));
-        }
-        Some(Stop::Interrupted) => {
-            tracing::info!(upload = %id, offset, "append interrupted by a newer request");
-            return Err(Error::new(
-                Reason::UploadInterrupted,
-                format!("A newer request took over; the upload is at byte {offset}."),
-            ));
-        }
-        Some(Stop::Idle) => {
-            tracing::info!(upload = %id, offset, "body idle too long");
-            return Err(Error::new(
-                Reason::IdleTimeout,
-                format!("No data arrived for {:?}; the upload is at byte {offset}.", state.settings.idle_timeout),
-            ));
-        }
-        Some(Stop::Client(why)) => {
-            tracing::info!(upload = %id, offset, error = %why, "body ended early");
-            return Err(Error::new(
-                Reason::IncompleteBody,
-                format!("The body ended early ({why}); the upload is at byte {offset}."),
-            ));
-        }
+        };
+        return Err(stop_error(state, id, offset, stop, too_long));
     }
     if info.length == Some(offset) {
         record_type(state, info).await?;
     }
     Ok(offset)
+}
+
+/// The answer for a body that stopped early, with `offset` the bytes kept;
+/// `too_long` builds the refusal for a body past its allowance.
+pub fn stop_error(
+    state: &AppState,
+    id: &UploadId,
+    offset: u64,
+    stop: &Stop,
+    too_long: impl FnOnce() -> Error,
+) -> Error {
+    match stop {
+        Stop::TypeRefused(refusal) => refusal.clone().into(),
+        Stop::TooLong => too_long(),
+        Stop::ChecksumMismatch => {
+            Error::new(Reason::ChecksumMismatch, "The chunk's bytes do not match Upload-Checksum; it was discarded.")
+        }
+        Stop::Interrupted if state.shutdown.is_cancelled() => {
+            tracing::info!(upload = %id, offset, "append ended by shutdown");
+            Error::new(
+                Reason::ServerBusy,
+                format!("The server is restarting; the upload is at byte {offset}. Resume shortly."),
+            )
+            .with_header("retry-after", crate::admission::RETRY_AFTER_SECS)
+        }
+        Stop::Interrupted => {
+            tracing::info!(upload = %id, offset, "append interrupted by a newer request");
+            Error::new(Reason::UploadInterrupted, format!("A newer request took over; the upload is at byte {offset}."))
+        }
+        Stop::Idle => {
+            tracing::info!(upload = %id, offset, "body idle too long");
+            Error::new(
+                Reason::IdleTimeout,
+                format!("No data arrived for {:?}; the upload is at byte {offset}.", state.settings.idle_timeout),
+            )
+        }
+        Stop::Client(why) => {
+            tracing::info!(upload = %id, offset, error = %why, "body ended early");
+            Error::new(Reason::IncompleteBody, format!("The body ended early ({why}); the upload is at byte {offset}."))
+        }
+    }
 }
 
 /// Records the sniffed type of a just-completed upload.
