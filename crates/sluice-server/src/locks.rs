@@ -1,6 +1,7 @@
 //! One writer per upload, and how a newer request takes over from an older one.
 //!
-//! A PATCH, HEAD or DELETE must hold its upload's lock (HEAD only briefly). When the lock is held (say
+//! A PATCH or DELETE must hold its upload's lock; a HEAD preempts a writer
+//! (see [`UploadLocks::preempt`]) without taking the lock. When the lock is held (say
 //! an older PATCH whose client vanished without closing the connection), the
 //! newer request asks the holder to stop — the holder saves what it received
 //! and answers `409 upload_interrupted` — and waits up to `takeover_wait` for
@@ -68,6 +69,27 @@ impl UploadLocks {
         Ok(UploadGuard { _permit: permit, cancel, id: id.clone(), slot, slots: self.slots.clone() })
     }
 
+    /// Makes sure nobody writes to `id` at this moment without becoming its
+    /// writer: a current writer is asked to stop and waited for (`Locked` if it
+    /// does not let go in time). Readers (HEAD) use this, so they never queue
+    /// behind one another.
+    pub async fn preempt(&self, id: &UploadId) -> Result<(), Locked> {
+        let Some(slot) = lock(&self.slots).get(id).cloned() else { return Ok(()) };
+        if slot.writer.try_lock().is_ok() {
+            return Ok(());
+        }
+        lock(&slot.current).cancel();
+        let permit =
+            tokio::time::timeout(self.takeover_wait, slot.writer.clone().lock_owned()).await.map_err(|_| Locked)?;
+        drop(permit);
+        let mut slots = lock(&self.slots);
+        // This clone and the table's: nobody else waits, so forget the slot.
+        if Arc::strong_count(&slot) == 2 {
+            slots.remove(id);
+        }
+        Ok(())
+    }
+
     /// Becomes the writer of `id` only if nobody is (no takeover, no wait).
     pub fn try_acquire(&self, id: &UploadId) -> Option<UploadGuard> {
         let slot = lock(&self.slots).entry(id.clone()).or_default().clone();
@@ -124,6 +146,24 @@ mod tests {
         drop(new);
         assert!(!locks.is_busy(&id));
         assert!(lock(&locks.slots).is_empty(), "released slots are forgotten");
+    }
+
+    #[actix_web::test]
+    async fn preempting_stops_a_writer_but_readers_do_not_queue() {
+        let locks = UploadLocks::new(Duration::from_secs(5), CancellationToken::new());
+        let id = id();
+        assert!(locks.preempt(&id).await.is_ok(), "nobody writes: returns at once");
+        assert!(lock(&locks.slots).is_empty(), "and leaves no slot behind");
+        let writer = locks.acquire(&id).await.unwrap();
+        let token = writer.cancellation();
+        let release = async move {
+            token.cancelled().await;
+            drop(writer);
+        };
+        let (preempted, ()) = tokio::join!(locks.preempt(&id), release);
+        assert!(preempted.is_ok());
+        assert!(!locks.is_busy(&id));
+        assert!(lock(&locks.slots).is_empty());
     }
 
     #[actix_web::test]

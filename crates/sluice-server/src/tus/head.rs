@@ -12,11 +12,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 pub async fn handle(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse> {
     headers::require_tus(&req)?;
     let id = upload::parse_id(&path)?;
-    // A client HEADs first when it resumes: taking over from a PATCH its lost
+    // A client HEADs first when it resumes: stopping a PATCH its lost
     // connection left behind makes the offset reported here the final one.
-    let guard = upload::lock(&state, &id).await?;
+    upload::preempt(&state, &id).await?;
     let info = upload::live_info(&state, &id).await?;
-    drop(guard);
     let mut response = HttpResponse::Ok();
     response.insert_header(CacheControl(vec![CacheDirective::NoStore])).insert_header(("Upload-Offset", info.offset));
     match info.length {

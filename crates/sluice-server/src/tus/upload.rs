@@ -22,11 +22,16 @@ pub fn parse_id(segment: &str) -> Result<UploadId> {
 /// Becomes the one writer of an upload, taking over from an older request
 /// (`423 upload_locked` if it does not let go in time; see [`crate::locks`]).
 pub async fn lock(state: &AppState, id: &UploadId) -> Result<UploadGuard> {
-    state
-        .locks
-        .acquire(id)
-        .await
-        .map_err(|_| Error::new(Reason::UploadLocked, "Another request is writing to this upload; try again shortly."))
+    state.locks.acquire(id).await.map_err(|_| locked())
+}
+
+/// Stops a request writing to the upload, without becoming its writer (for HEAD).
+pub async fn preempt(state: &AppState, id: &UploadId) -> Result<()> {
+    state.locks.preempt(id).await.map_err(|_| locked())
+}
+
+fn locked() -> Error {
+    Error::new(Reason::UploadLocked, "Another request is writing to this upload; try again shortly.")
 }
 
 /// When an incomplete upload expires: its last write plus `upload_expiry`.
