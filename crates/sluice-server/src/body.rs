@@ -68,6 +68,7 @@ pub struct IncomingBody<S> {
     last_byte: Instant,
     counter: Option<prometheus_client::metrics::counter::Counter>,
     digest: Option<Hasher>,
+    exact: bool,
     stop: Option<Stop>,
     stop_next: bool,
     done: bool,
@@ -97,6 +98,7 @@ impl<S> IncomingBody<S> {
             last_byte: Instant::now(),
             counter: None,
             digest: None,
+            exact: false,
             stop: None,
             stop_next: false,
             done: false,
@@ -106,6 +108,13 @@ impl<S> IncomingBody<S> {
     /// Also counts every byte let through on `counter`, as it arrives.
     pub fn counting(mut self, counter: prometheus_client::metrics::counter::Counter) -> Self {
         self.counter = Some(counter);
+        self
+    }
+
+    /// Treats a body that ends before `allowed` bytes as cut short
+    /// ([`Stop::Client`]), for bodies whose length is known in advance.
+    pub fn exact(mut self) -> Self {
+        self.exact = true;
         self
     }
 
@@ -188,6 +197,10 @@ where
             }
             Poll::Ready(Some(Err(e))) => this.halt(Stop::Client(e.to_string())),
             Poll::Ready(None) => {
+                if this.exact && this.received < this.allowed {
+                    let why = format!("the body ended after {} of {} bytes", this.received, this.allowed);
+                    return this.halt(Stop::Client(why));
+                }
                 if let Some((hasher, expected)) = this.checksum.take() {
                     if hasher.finalize() != expected {
                         return this.halt(Stop::ChecksumMismatch);

@@ -4,6 +4,7 @@
 //! Flags are validated once here into a [`ServerConfig`]; the library below
 //! never reads the environment.
 
+use crate::secret::Secret;
 use crate::server::{LogFormat, ServerConfig};
 use crate::Settings;
 use clap::{Args, Parser, Subcommand};
@@ -130,6 +131,11 @@ impl ServeArgs {
                     .into(),
             );
         }
+        std::fs::create_dir_all(&self.data_dir)
+            .map_err(|e| format!("cannot create --data-dir {}: {e}", self.data_dir.display()))?;
+        let key = self.data_dir.join("secret.key");
+        let secret =
+            Secret::load_or_create(&key).map_err(|e| format!("cannot read or create {}: {e}", key.display()))?;
         Ok(ServerConfig {
             policy: load_policy(self.policy.as_deref())?,
             listen: self.listen,
@@ -148,6 +154,7 @@ impl ServeArgs {
                 idle_timeout: self.idle_timeout,
                 disk_reserve: self.disk_reserve,
                 web_dir: self.web_dir,
+                secret,
             },
         })
     }

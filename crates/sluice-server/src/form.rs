@@ -222,7 +222,7 @@ async fn drain(mut field: Field) -> Result<()> {
 }
 
 /// Precise answers for what the multipart parser refuses.
-fn multipart_error(e: MultipartError) -> Error {
+pub(crate) fn multipart_error(e: MultipartError) -> Error {
     match e {
         MultipartError::Payload(PayloadError::Overflow) => Error::new(
             Reason::PartHeaderTooLarge,

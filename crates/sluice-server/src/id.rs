@@ -18,6 +18,11 @@ impl UploadId {
         Ok(UploadId(sluice_core::checksum::to_hex(&bytes)))
     }
 
+    /// The id made of these 128 bits (ids derived with a server secret).
+    pub fn from_bits(bits: [u8; 16]) -> UploadId {
+        UploadId(sluice_core::checksum::to_hex(&bits))
+    }
+
     /// Parses an id from a URL segment or file name; `None` unless it is exactly
     /// 32 lowercase hex digits.
     pub fn parse(text: &str) -> Option<UploadId> {

@@ -3,7 +3,7 @@
 //!
 //! - [`configure`] mounts every route into an actix `App` (used by the
 //!   `sluice` binary and by every test): `/files` (tus), `/upload` (HTML
-//!   forms), `/policy`, `/healthz`,
+//!   forms), `/flow` (Flow.js / Resumable.js), `/policy`, `/healthz`,
 //!   `/readyz`, `/metrics`, `/status` (live page), `/`.
 //! - [`admission`] keeps upload buffers within a memory budget.
 //! - [`storage::Storage`] is the backend seam; [`storage::FsStorage`] the default.
@@ -33,11 +33,13 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod expiry;
+pub mod flow;
 pub mod form;
 pub mod id;
 pub mod locks;
 pub mod metrics;
 pub mod observe;
+pub mod secret;
 pub mod server;
 pub mod status;
 pub mod storage;
@@ -72,6 +74,8 @@ pub struct Settings {
     /// Directory served at `/` (the upload page and its wasm package); the
     /// built-in placeholder page when `None`.
     pub web_dir: Option<std::path::PathBuf>,
+    /// Keys ids derived from client-supplied identifiers (Flow.js chunks).
+    pub secret: secret::Secret,
 }
 
 impl Default for Settings {
@@ -85,6 +89,7 @@ impl Default for Settings {
             idle_timeout: Duration::from_secs(30),
             disk_reserve: 256 << 20,
             web_dir: None,
+            secret: secret::Secret::random().unwrap_or_else(|_| secret::Secret::from_bytes([7; 32])),
         }
     }
 }
@@ -138,6 +143,7 @@ pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut ServiceConfig) + Cl
                 .configure(|cfg| tus::routes(cfg, cors(origins)))
                 .service(web::resource("/policy").wrap(cors(origins)).get(policy))
                 .service(web::resource("/upload").wrap(cors(origins)).post(form::handle))
+                .service(web::resource("/flow").wrap(cors(origins)).get(flow::test_chunk).post(flow::upload_chunk))
                 .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
                 .route("/readyz", web::get().to(readyz))
                 .route("/metrics", web::get().to(metrics))
