@@ -6,7 +6,7 @@
 //! | `test [--quick] [--long]` | setup, then every check and test suite in order, stopping at the first failure; this is what `.ci/run` calls |
 //! | `test-browser` | the browser suite alone (see `browser.rs`) |
 //! | `run [ARGS...]` | builds the release server and execs `sluice serve ARGS...` |
-//! | `bench [--long]` | loopback throughput, memory and HEAD latency figures; updates `docs/benchmarks.md` |
+//! | `bench [--long] [--runs N] [--only TEXT]` | loopback throughput, memory and HEAD latency figures; updates `docs/benchmarks.md` |
 //!
 //! Every subcommand returns `Result<(), String>`; `main` prints the error and exits with 1.
 
@@ -33,7 +33,10 @@ commands:
                          --quick: skip fmt and clippy; --long: long campaigns
   test-browser           the browser test suite only
   run [ARGS...]          build the release server, then exec `sluice serve ARGS...`
-  bench [--long]         benchmark figures (writes docs/benchmarks.md); --long adds 8 GiB
+  bench [--long] [--runs N] [--only TEXT]
+                         benchmark figures (writes docs/benchmarks.md); --long adds 8 GiB;
+                         --runs: runs per scenario, median reported (default 3);
+                         --only: scenarios whose name contains TEXT, docs left alone
 ";
 
 fn main() -> ExitCode {

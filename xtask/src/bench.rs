@@ -1,0 +1,467 @@
+//! `cargo xtask bench [--long] [--runs N] [--only TEXT]`: throughput, memory and HEAD latency of the release server over
+//! loopback, beside a plain streaming baseline (`crates/sluice-server/examples/baseline.rs`: an
+//! actix-web handler that writes a PUT body to a file, no protocol). Prints a table and rewrites
+//! the `## Figures` section of `docs/benchmarks.md`. Reports; never asserts on timings.
+//!
+//! Each scenario gets a fresh server process and data dir, so `VmHWM` (peak RSS) is per
+//! scenario, and its data is deleted afterwards (disk is limited).
+
+use crate::http::{self, Body, Conn};
+use crate::proc::{self, Server};
+use crate::report::{
+    self, Figure, Head, BASE_1, BASE_4, CONCURRENT, DISK_1, DISK_4, DISK_8, ONE_1, ONE_4, ONE_8, SPLIT_4,
+};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+
+const POLICY: &str = "\
+# Written by `cargo xtask bench`.
+max_file_size = \"16 GiB\"
+max_chunk_size = \"16 GiB\"
+allowed_types = []
+checksum = \"optional\"
+";
+
+/// `--max-uploads-per-client` for the bench server (passed as its env var).
+pub const MAX_UPLOADS_PER_CLIENT: u32 = 64;
+
+/// Flags of `cargo xtask bench`.
+pub struct Options {
+    /// `--long`: add the 8 GiB single-PATCH scenario.
+    pub long: bool,
+    /// `--runs N` (default 3): runs per throughput scenario; the median is reported. On a VM the
+    /// first run after a pause is often slower (page-cache memory faulted in from the host).
+    pub runs: u32,
+    /// `--only TEXT`: only the scenarios whose name contains TEXT (`HEAD` for the HEAD one); the
+    /// figures are printed but `docs/benchmarks.md` is left alone.
+    pub only: Option<String>,
+}
+
+impl Options {
+    /// Parses `--long` and `--runs N`.
+    pub fn parse(args: &[String]) -> Result<Options, String> {
+        let mut opts = Options { long: false, runs: 3, only: None };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--long" => opts.long = true,
+                "--runs" => {
+                    opts.runs = args
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .filter(|&n| n > 0)
+                        .ok_or("--runs needs a positive number")?;
+                }
+                "--only" => opts.only = Some(args.next().ok_or("--only needs a text")?.clone()),
+                other => return Err(format!("unknown flag `{other}` (expected --long, --runs N, --only TEXT)")),
+            }
+        }
+        Ok(opts)
+    }
+}
+
+/// Binaries, scratch space and the body buffer shared by all scenarios.
+struct Bench {
+    sluice: PathBuf,
+    baseline: PathBuf,
+    work: PathBuf,
+    policy: PathBuf,
+    /// 1 MiB of pseudo-random bytes, filled once; every body is sent from it.
+    buf: Vec<u8>,
+    /// Runs per throughput scenario.
+    repeat: u32,
+    /// Servers started so far (names data dirs and logs).
+    runs: u32,
+}
+
+/// Set when `bench` re-runs itself from an optimised build of xtask.
+const REEXEC_ENV: &str = "SLUICE_XTASK_BENCH_OPTIMISED";
+
+/// Runs every scenario, prints the figures and updates `docs/benchmarks.md`.
+pub fn run(opts: Options) -> Result<(), String> {
+    if cfg!(debug_assertions) && std::env::var_os(REEXEC_ENV).is_none() {
+        // `cargo xtask` is a debug build; the load generator must not be the bottleneck, so the
+        // bench runs from a release build of xtask (a few seconds to compile).
+        let mut cmd = proc::cargo();
+        cmd.args(["run", "--quiet", "--release", "-p", "xtask", "--", "bench"]).env(REEXEC_ENV, "1");
+        if opts.long {
+            cmd.arg("--long");
+        }
+        cmd.args(["--runs", &opts.runs.to_string()]);
+        if let Some(only) = &opts.only {
+            cmd.args(["--only", only]);
+        }
+        return proc::run(&mut cmd).map_err(|_| "the optimised bench run failed (see above)".to_string());
+    }
+    let root = proc::root();
+    proc::run(proc::cargo().args(["build", "--release", "-p", "sluice-server", "--bins", "--example", "baseline"]))?;
+    let work = root.join("target/bench");
+    // Logs and data of an earlier (perhaps interrupted) run.
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let policy = work.join("policy.toml");
+    std::fs::write(&policy, POLICY).map_err(|e| format!("{}: {e}", policy.display()))?;
+    let mut b = Bench {
+        sluice: root.join("target/release/sluice"),
+        baseline: root.join("target/release/examples/baseline"),
+        work,
+        policy,
+        buf: http::random_bytes(MIB as usize, 0x5eed),
+        repeat: opts.runs,
+        runs: 0,
+    };
+
+    let load_before = report::loadavg();
+    let mut figures = Vec::new();
+    let wanted = |name: &str| opts.only.as_ref().is_none_or(|only| name.contains(only.as_str()));
+    let mut run = |b: &mut Bench, name: &'static str, f: &dyn Fn(&mut Bench) -> Figure| {
+        if wanted(name) {
+            let fig = f(b);
+            println!("{}", fig.line());
+            figures.push(fig);
+        }
+    };
+    run(&mut b, DISK_1, &|b| b.disk_scenario(DISK_1, GIB));
+    run(&mut b, DISK_4, &|b| b.disk_scenario(DISK_4, 4 * GIB));
+    if opts.long {
+        run(&mut b, DISK_8, &|b| b.disk_scenario(DISK_8, 8 * GIB));
+    }
+    run(&mut b, BASE_1, &|b| b.scenario(BASE_1, GIB, false, |b, addr| b.put(addr, GIB)));
+    run(&mut b, BASE_4, &|b| b.scenario(BASE_4, 4 * GIB, false, |b, addr| b.put(addr, 4 * GIB)));
+    run(&mut b, ONE_1, &|b| b.scenario(ONE_1, GIB, true, |b, addr| b.upload(addr, GIB, GIB)));
+    run(&mut b, ONE_4, &|b| b.scenario(ONE_4, 4 * GIB, true, |b, addr| b.upload(addr, 4 * GIB, 4 * GIB)));
+    if opts.long {
+        run(&mut b, ONE_8, &|b| b.scenario(ONE_8, 8 * GIB, true, |b, addr| b.upload(addr, 8 * GIB, 8 * GIB)));
+    }
+    run(&mut b, SPLIT_4, &|b| b.scenario(SPLIT_4, 4 * GIB, true, |b, addr| b.upload(addr, 4 * GIB, 8 * MIB)));
+    run(&mut b, CONCURRENT, &|b| {
+        b.scenario(CONCURRENT, 32 * 64 * MIB, true, |b, addr| b.concurrent(addr, 32, 64 * MIB))
+    });
+    let head = if wanted("HEAD") {
+        let head = b.head_scenario(8, Duration::from_secs(5));
+        println!("{}", head.line());
+        head
+    } else {
+        Head { error: Some("not run (--only)".into()), ..Head::default() }
+    };
+    if opts.only.is_some() {
+        println!("--only: docs/benchmarks.md left as it is");
+        return Ok(());
+    }
+
+    let load = (load_before, report::loadavg());
+    let text = report::render(&figures, &head, &opts, load);
+    println!("\n{text}");
+    let doc = root.join("docs/benchmarks.md");
+    report::update_doc(&doc, &text)?;
+    println!("updated {}", doc.display());
+    let failed: Vec<&str> = figures
+        .iter()
+        .filter(|f| f.error.is_some())
+        .map(|f| f.name)
+        .chain(head.error.is_some().then_some("HEAD"))
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("scenarios failed (see table): {}", failed.join(", ")))
+    }
+}
+
+impl Bench {
+    /// Starts a fresh server (sluice or baseline) on a fresh data dir.
+    fn start(&mut self, sluice: bool) -> Result<(Server, PathBuf), String> {
+        // Start each scenario with no dirty pages left by the previous one, so background
+        // writeback of old data does not slow this one down.
+        let _ = proc::probe(&mut Command::new("sync"));
+        self.runs += 1;
+        let data = self.work.join(format!("data-{}", self.runs));
+        let _ = std::fs::remove_dir_all(&data);
+        std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+        let mut cmd = if sluice {
+            let mut cmd = Command::new(&self.sluice);
+            cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data).arg("--policy").arg(&self.policy);
+            // Every bench client is 127.0.0.1: let the 32 concurrent uploads in (default 16).
+            cmd.env("SLUICE_MAX_UPLOADS_PER_CLIENT", MAX_UPLOADS_PER_CLIENT.to_string());
+            cmd
+        } else {
+            let mut cmd = Command::new(&self.baseline);
+            cmd.arg("127.0.0.1:0").arg(&data);
+            cmd
+        };
+        cmd.current_dir(&self.work);
+        let log = self.work.join(format!("server-{}.log", self.runs));
+        Ok((Server::start(cmd, &log)?, data))
+    }
+
+    /// Runs one throughput scenario `repeat` times, each on a fresh server: `bytes` moved by
+    /// `f`, timed by `f` itself. Peak RSS is the largest of the runs.
+    fn scenario(
+        &mut self,
+        name: &'static str,
+        bytes: u64,
+        sluice: bool,
+        f: impl Fn(&Bench, &str) -> Result<Duration, String>,
+    ) -> Figure {
+        let mut fig = Figure::new(name, bytes);
+        for _ in 0..self.repeat {
+            let (server, data) = match self.start(sluice) {
+                Ok(s) => s,
+                Err(e) => {
+                    fig.error = Some(e);
+                    return fig;
+                }
+            };
+            fig.start_rss_kib = fig.start_rss_kib.or(server.rss_kib());
+            let result = f(self, &server.addr);
+            fig.peak_rss_kib = fig.peak_rss_kib.max(server.peak_rss_kib());
+            drop(server);
+            let _ = std::fs::remove_dir_all(&data);
+            match result {
+                Ok(took) => fig.runs.push(took.as_secs_f64()),
+                Err(e) => {
+                    fig.error = Some(e);
+                    return fig;
+                }
+            }
+        }
+        fig
+    }
+
+    /// The disk alone: `len` bytes written to a file from the buffer in this process, no HTTP
+    /// and no fsync (like the servers). The ceiling for the HTTP figures: past the page cache's
+    /// dirty limits, writes go at the speed of writeback.
+    fn disk_scenario(&mut self, name: &'static str, len: u64) -> Figure {
+        let mut fig = Figure::new(name, len);
+        for _ in 0..self.repeat {
+            let _ = proc::probe(&mut Command::new("sync"));
+            self.runs += 1;
+            let path = self.work.join(format!("disk-{}.bin", self.runs));
+            let t = Instant::now();
+            let written = std::fs::File::create(&path).and_then(|mut f| {
+                let mut left = len;
+                while left > 0 {
+                    let n = left.min(self.buf.len() as u64);
+                    f.write_all(&self.buf[..n as usize])?;
+                    left -= n;
+                }
+                Ok(())
+            });
+            let took = t.elapsed();
+            let _ = std::fs::remove_file(&path);
+            match written {
+                Ok(()) => fig.runs.push(took.as_secs_f64()),
+                Err(e) => {
+                    fig.error = Some(format!("{}: {e}", path.display()));
+                    return fig;
+                }
+            }
+        }
+        fig
+    }
+
+    /// Baseline: one `PUT /bench.bin` of `len` bytes.
+    fn put(&self, addr: &str, len: u64) -> Result<Duration, String> {
+        let mut conn = Conn::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+        let t = Instant::now();
+        let resp = conn
+            .request("PUT", "/bench.bin", &[], Body::Repeat { buf: &self.buf, start: 0, len })
+            .map_err(|e| format!("PUT: {e}"))?;
+        let took = t.elapsed();
+        if !(200..300).contains(&resp.status) {
+            return Err(format!("PUT /bench.bin -> {}", resp.summary()));
+        }
+        Ok(took)
+    }
+
+    /// Sluice: create an upload of `len` bytes, then send it in PATCHes of `chunk` bytes on one
+    /// keep-alive connection.
+    fn upload(&self, addr: &str, len: u64, chunk: u64) -> Result<Duration, String> {
+        let mut conn = Conn::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+        let t = Instant::now();
+        let path = create(&mut conn, len)?;
+        let mut offset = 0;
+        while offset < len {
+            let n = chunk.min(len - offset);
+            patch(&mut conn, &path, offset, n, &self.buf)?;
+            offset += n;
+        }
+        Ok(t.elapsed())
+    }
+
+    /// Sluice: `n` threads, each creating and sending one upload of `len` bytes in one PATCH.
+    fn concurrent(&self, addr: &str, n: usize, len: u64) -> Result<Duration, String> {
+        let barrier = Barrier::new(n + 1);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..n)
+                .map(|_| {
+                    s.spawn(|| {
+                        let conn = Conn::connect(addr).map_err(|e| format!("connect {addr}: {e}"));
+                        barrier.wait();
+                        let mut conn = conn?;
+                        let path = create(&mut conn, len)?;
+                        patch(&mut conn, &path, 0, len, &self.buf)
+                    })
+                })
+                .collect();
+            barrier.wait();
+            let t = Instant::now();
+            let results: Vec<Result<(), String>> =
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into()))).collect();
+            let took = t.elapsed();
+            let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+            match errors.first() {
+                None => Ok(took),
+                Some(e) => Err(format!("{} of {n} uploads failed, first: {e}", errors.len())),
+            }
+        })
+    }
+
+    /// HEAD on one upload from `conns` keep-alive connections for `span`.
+    fn head_scenario(&mut self, conns: usize, span: Duration) -> Head {
+        let mut head = Head { conns, secs: span.as_secs_f64(), ..Head::default() };
+        let (server, data) = match self.start(true) {
+            Ok(s) => s,
+            Err(e) => {
+                head.error = Some(e);
+                return head;
+            }
+        };
+        let result = self.heads(&server.addr, conns, span);
+        head.peak_rss_kib = server.peak_rss_kib();
+        drop(server);
+        let _ = std::fs::remove_dir_all(&data);
+        match result {
+            Ok((mut lat, secs)) => {
+                lat.sort_unstable_by(f64::total_cmp);
+                head.requests = lat.len() as u64;
+                head.secs = secs;
+                head.p50_us = percentile(&lat, 50.0);
+                head.p99_us = percentile(&lat, 99.0);
+            }
+            Err(e) => head.error = Some(e),
+        }
+        head
+    }
+
+    /// Returns every latency in µs and the wall time.
+    fn heads(&self, addr: &str, conns: usize, span: Duration) -> Result<(Vec<f64>, f64), String> {
+        let mut conn = Conn::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+        let path = create(&mut conn, MIB)?;
+        patch(&mut conn, &path, 0, 512 * KIB, &self.buf)?;
+        let path = path.as_str();
+        let barrier = Barrier::new(conns);
+        let t = Instant::now();
+        let per_thread: Vec<Result<Vec<f64>, String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..conns)
+                .map(|_| {
+                    s.spawn(|| {
+                        let conn = Conn::connect(addr).map_err(|e| format!("connect {addr}: {e}"));
+                        barrier.wait();
+                        let mut conn = conn?;
+                        let mut lat = Vec::with_capacity(1 << 20);
+                        let deadline = Instant::now() + span;
+                        while Instant::now() < deadline {
+                            let t = Instant::now();
+                            let resp = conn
+                                .request("HEAD", path, &[("Tus-Resumable", "1.0.0")], Body::Empty)
+                                .map_err(|e| format!("HEAD {path}: {e}"))?;
+                            lat.push(t.elapsed().as_secs_f64() * 1e6);
+                            if resp.status != 200 || resp.header("upload-offset") != Some("524288") {
+                                return Err(format!("HEAD {path} -> {} {:?}", resp.status, resp.headers));
+                            }
+                        }
+                        Ok(lat)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into()))).collect()
+        });
+        let secs = t.elapsed().as_secs_f64();
+        let mut all = Vec::new();
+        for r in per_thread {
+            all.extend(r?);
+        }
+        Ok((all, secs))
+    }
+}
+
+/// `POST /files/` with `Upload-Length`; returns the upload's path from `Location`.
+fn create(conn: &mut Conn, len: u64) -> Result<String, String> {
+    let len_text = len.to_string();
+    let resp = conn
+        .request("POST", "/files/", &[("Tus-Resumable", "1.0.0"), ("Upload-Length", &len_text)], Body::Empty)
+        .map_err(|e| format!("POST /files/: {e}"))?;
+    if resp.status != 201 {
+        return Err(format!("POST /files/ (Upload-Length: {len}) -> {}", resp.summary()));
+    }
+    let location = resp.header("location").ok_or("201 without Location")?;
+    Ok(path_of(location).to_string())
+}
+
+/// One PATCH of `len` bytes at `offset`; checks the 204 and the new offset.
+fn patch(conn: &mut Conn, path: &str, offset: u64, len: u64, buf: &[u8]) -> Result<(), String> {
+    let offset_text = offset.to_string();
+    let headers = [
+        ("Tus-Resumable", "1.0.0"),
+        ("Content-Type", "application/offset+octet-stream"),
+        ("Upload-Offset", offset_text.as_str()),
+    ];
+    let resp = conn
+        .request("PATCH", path, &headers, Body::Repeat { buf, start: offset, len })
+        .map_err(|e| format!("PATCH {path} at {offset}: {e}"))?;
+    let want = (offset + len).to_string();
+    if resp.status != 204 || resp.header("upload-offset") != Some(want.as_str()) {
+        return Err(format!(
+            "PATCH {path} (Upload-Offset: {offset}, {len} bytes) -> {}, Upload-Offset {:?} (want {want})",
+            resp.summary(),
+            resp.header("upload-offset")
+        ));
+    }
+    Ok(())
+}
+
+/// The path of a `Location` that may be absolute (`http://host/files/x`) or a path.
+fn path_of(location: &str) -> &str {
+    match location.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => location,
+    }
+}
+
+/// Nearest-rank percentile of sorted values; 0 when empty.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_paths() {
+        assert_eq!(path_of("http://127.0.0.1:1/files/ab"), "/files/ab");
+        assert_eq!(path_of("/files/ab"), "/files/ab");
+        assert_eq!(path_of("http://h"), "/");
+    }
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 50.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert_eq!(percentile(&[], 99.0), 0.0);
+        assert_eq!(percentile(&[3.0], 1.0), 3.0);
+    }
+}

@@ -1,0 +1,140 @@
+//! Process helpers: the repository root, running commands with a clear echo, and a spawned
+//! server that announces its address on its first stdout line.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The repository root (the parent of `xtask/`).
+pub fn root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// The `cargo` that runs us (cargo sets `$CARGO`), or the one on `PATH`.
+pub fn cargo() -> Command {
+    let program = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(program);
+    cmd.current_dir(root());
+    cmd
+}
+
+/// A command run from the repository root.
+pub fn command(program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.current_dir(root());
+    cmd
+}
+
+/// The command line as a shell would show it, for echoes and errors.
+pub fn describe(cmd: &Command) -> String {
+    let mut line = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        line.push(' ');
+        line.push_str(&arg.to_string_lossy());
+    }
+    line
+}
+
+/// Echoes and runs `cmd` with inherited stdio; an error unless it exits with 0.
+pub fn run(cmd: &mut Command) -> Result<(), String> {
+    let line = describe(cmd);
+    println!("$ {line}");
+    let status = cmd.status().map_err(|e| format!("cannot start `{line}`: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{line}` failed ({status})"))
+    }
+}
+
+/// Runs `cmd` quietly and returns its stdout when it exits with 0; `None` if it cannot start or
+/// fails. For probes such as `wasm-bindgen --version`.
+pub fn probe(cmd: &mut Command) -> Option<String> {
+    let out = cmd.stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// True when this process runs as root (read from `/proc`, std only).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// A server process started with `--listen 127.0.0.1:0`-style arguments that prints
+/// `listening on http://HOST:PORT` as its first stdout line. Killed when dropped.
+pub struct Server {
+    child: Child,
+    /// `HOST:PORT` from the listening line.
+    pub addr: String,
+}
+
+impl Server {
+    /// Starts `cmd` (stdout piped, stderr to `log`) and waits up to 30 s for its listening line.
+    pub fn start(mut cmd: Command, log: &Path) -> Result<Server, String> {
+        let line = describe(&cmd);
+        let log_file = std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .map_err(|e| format!("cannot start `{line}`: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout pipe")?;
+        let (tx, rx) = mpsc::channel();
+        // Reads the first line, then keeps draining so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            for _ in lines {}
+        });
+        let first = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Some(Ok(first))) => first,
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let tail = std::fs::read_to_string(log).unwrap_or_default();
+                let tail: String =
+                    tail.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+                return Err(format!("`{line}` printed no listening line ({other:?}); stderr tail:\n{tail}"));
+            }
+        };
+        let addr = first
+            .strip_prefix("listening on http://")
+            .map(|a| a.trim().trim_end_matches('/').to_string())
+            .ok_or_else(|| format!("unexpected first line from `{line}`: {first:?}"))?;
+        Ok(Server { child, addr })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak resident set size so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        status_kib(self.pid(), "VmHWM:")
+    }
+
+    /// Current resident set size (`VmRSS`), in KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        status_kib(self.pid(), "VmRSS:")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn status_kib(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line[key.len()..].split_whitespace().next()?.parse().ok()
+}

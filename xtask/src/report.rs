@@ -1,0 +1,395 @@
+//! The benchmark report: one figure per scenario, the targets beside them, and the
+//! `## Figures` section of `docs/benchmarks.md` (the rest of that file is left as it is).
+
+use crate::bench::{Options, MAX_UPLOADS_PER_CLIENT};
+use std::path::Path;
+
+/// Scenario names; the targets look figures up by them.
+pub const DISK_1: &str = "disk only, write 1 GiB";
+/// The disk alone, 4 GiB.
+pub const DISK_4: &str = "disk only, write 4 GiB";
+/// The disk alone, 8 GiB (`--long`).
+pub const DISK_8: &str = "disk only, write 8 GiB";
+/// Baseline, 1 GiB.
+pub const BASE_1: &str = "baseline PUT 1 GiB";
+/// Baseline, 4 GiB.
+pub const BASE_4: &str = "baseline PUT 4 GiB";
+/// Sluice, 1 GiB in one PATCH.
+pub const ONE_1: &str = "sluice 1 GiB, one PATCH";
+/// Sluice, 4 GiB in one PATCH.
+pub const ONE_4: &str = "sluice 4 GiB, one PATCH";
+/// Sluice, 8 GiB in one PATCH (`--long`).
+pub const ONE_8: &str = "sluice 8 GiB, one PATCH";
+/// Sluice, 4 GiB in 8 MiB PATCHes.
+pub const SPLIT_4: &str = "sluice 4 GiB, 8 MiB PATCHes";
+/// Sluice, 32 concurrent uploads of 64 MiB.
+pub const CONCURRENT: &str = "sluice 32 x 64 MiB concurrent";
+
+const MB: f64 = 1e6;
+
+/// One throughput scenario.
+pub struct Figure {
+    /// Scenario name.
+    pub name: &'static str,
+    /// Bytes uploaded in all, per run.
+    pub bytes: u64,
+    /// Wall time of each successful run, s.
+    pub runs: Vec<f64>,
+    /// Server `VmHWM` after the run, KiB.
+    pub peak_rss_kib: Option<u64>,
+    /// Server `VmRSS` right after start, KiB.
+    pub start_rss_kib: Option<u64>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+impl Figure {
+    /// A scenario with no runs yet.
+    pub fn new(name: &'static str, bytes: u64) -> Figure {
+        Figure { name, bytes, runs: Vec::new(), peak_rss_kib: None, start_rss_kib: None, error: None }
+    }
+
+    /// The median wall time (upper median for an even count).
+    pub fn secs(&self) -> Option<f64> {
+        let mut runs = self.runs.clone();
+        runs.sort_unstable_by(f64::total_cmp);
+        runs.get(runs.len() / 2).copied()
+    }
+
+    /// MB/s (10^6 bytes per second) of the median run.
+    pub fn mb_s(&self) -> Option<f64> {
+        self.secs().map(|s| self.bytes as f64 / MB / s)
+    }
+
+    /// The median MB/s, with the range over the runs when there are several.
+    fn mb_s_text(&self) -> String {
+        let rates: Vec<f64> = self.runs.iter().map(|s| self.bytes as f64 / MB / s).collect();
+        let (lo, hi) = rates.iter().fold((f64::MAX, 0.0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        match self.mb_s() {
+            Some(m) if rates.len() > 1 => format!("{m:.0} ({lo:.0}–{hi:.0})"),
+            m => opt(m, 0),
+        }
+    }
+
+    /// One console line.
+    pub fn line(&self) -> String {
+        match &self.error {
+            Some(e) => format!("{:<32} FAILED: {e}", self.name),
+            None => format!(
+                "{:<32} {:>18} MB/s  peak RSS {:>9}  (RSS at start {})",
+                self.name,
+                self.mb_s_text(),
+                mib(self.peak_rss_kib),
+                mib(self.start_rss_kib)
+            ),
+        }
+    }
+}
+
+/// The HEAD scenario.
+#[derive(Default)]
+pub struct Head {
+    /// Keep-alive connections (one thread each).
+    pub conns: usize,
+    /// Requests completed.
+    pub requests: u64,
+    /// Wall time.
+    pub secs: f64,
+    /// Median latency, µs.
+    pub p50_us: f64,
+    /// 99th percentile latency, µs.
+    pub p99_us: f64,
+    /// Server `VmHWM`, KiB.
+    pub peak_rss_kib: Option<u64>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+impl Head {
+    /// Requests per second.
+    pub fn rate(&self) -> f64 {
+        if self.secs > 0.0 {
+            self.requests as f64 / self.secs
+        } else {
+            0.0
+        }
+    }
+
+    /// One console line.
+    pub fn line(&self) -> String {
+        match &self.error {
+            Some(e) => format!("{:<32} FAILED: {e}", "HEAD"),
+            None => format!(
+                "{:<32} {:>8.0} req/s  p50 {:.0} µs  p99 {:.0} µs  ({} requests, {} connections)",
+                "HEAD",
+                self.rate(),
+                self.p50_us,
+                self.p99_us,
+                self.requests,
+                self.conns
+            ),
+        }
+    }
+}
+
+fn opt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{v:.decimals$}"))
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or_else(|| "-".to_string(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+}
+
+/// Renders the `## Figures` section (markdown, ending with a newline).
+/// `(before, after)` are the 1-minute load averages around the run.
+pub fn render(figures: &[Figure], head: &Head, opts: &Options, (before, after): (String, String)) -> String {
+    let find = |name: &str| figures.iter().find(|f| f.name == name && f.error.is_none());
+    let mut out = String::from("## Figures\n\n");
+    out.push_str("<!-- Written by `cargo xtask bench`; rerun it rather than editing by hand. -->\n\n");
+    out.push_str(&format!(
+        "Run {} with `cargo xtask bench{} --runs {}` at commit {}; {}; 1-minute load average {before} before \
+         the run, {after} after it (other work on the machine skews the figures).\n",
+        utc_now(),
+        if opts.long { " --long" } else { "" },
+        opts.runs,
+        git_rev(),
+        machine()
+    ));
+    out.push_str(&format!(
+        "Loopback; a std-only HTTP/1.1 client (xtask) on the same machine sends every body from one 1 MiB \
+         pseudo-random buffer. MB = 10^6 bytes; MB/s is the median of the runs (range in brackets); time is the \
+         median run's. Peak RSS is the server's `VmHWM`, a fresh process per run, largest of the runs. \
+         Baseline: `crates/sluice-server/examples/baseline.rs`, an actix-web handler writing a PUT body to a file \
+         chunk by chunk with no protocol. \"Disk only\" writes the same bytes to a file from the bench process \
+         (no HTTP, no fsync, like the servers): what the file system alone gives. On this kind of VM it varies a \
+         lot from run to run (page-cache memory is faulted in from the host, and past the dirty limits writes go \
+         at writeback speed). Sluice runs with the bench policy (`max_file_size` and `max_chunk_size` 16 GiB) and \
+         `SLUICE_MAX_UPLOADS_PER_CLIENT={MAX_UPLOADS_PER_CLIENT}` (all bench clients share one address), other \
+         settings default.\n\n",
+    ));
+    out.push_str(
+        "| scenario | time | MB/s | vs baseline | vs disk only | peak RSS | RSS at start |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for f in figures {
+        let base = match f.name {
+            ONE_1 => find(BASE_1),
+            ONE_4 | SPLIT_4 => find(BASE_4),
+            _ => None,
+        };
+        let disk = match f.name {
+            BASE_1 | ONE_1 => find(DISK_1),
+            BASE_4 | ONE_4 | SPLIT_4 => find(DISK_4),
+            ONE_8 => find(DISK_8),
+            _ => None,
+        };
+        let of_disk = match (f.mb_s(), disk.and_then(Figure::mb_s)) {
+            (Some(a), Some(b)) => format!("{:.0}%", 100.0 * a / b),
+            _ => "-".to_string(),
+        };
+        let ratio = match (f.mb_s(), base.and_then(Figure::mb_s)) {
+            (Some(a), Some(b)) => format!("{:.0}%", 100.0 * a / b),
+            _ => "-".to_string(),
+        };
+        match &f.error {
+            Some(e) => out.push_str(&format!("| {} | failed: {} | | | | | |\n", f.name, e.replace('|', "\\|"))),
+            None => out.push_str(&format!(
+                "| {} | {} s | {} | {} | {} | {} | {} |\n",
+                f.name,
+                opt(f.secs(), 2),
+                f.mb_s_text(),
+                ratio,
+                of_disk,
+                mib(f.peak_rss_kib),
+                mib(f.start_rss_kib)
+            )),
+        }
+    }
+    match &head.error {
+        Some(e) => out.push_str(&format!("\nHEAD: failed: {e}\n")),
+        None => out.push_str(&format!(
+            "\nHEAD on one upload, {} keep-alive connections for {:.1} s: {:.0} req/s, p50 {:.0} µs, p99 {:.0} µs \
+             ({} requests; peak RSS {}).\n",
+            head.conns,
+            head.secs,
+            head.rate(),
+            head.p50_us,
+            head.p99_us,
+            head.requests,
+            mib(head.peak_rss_kib)
+        )),
+    }
+
+    out.push_str("\n| target | measured | met |\n|---|---|---|\n");
+    let mut target = |what: String, measured: String, met: Option<bool>| {
+        let met = match met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "n/a",
+        };
+        out.push_str(&format!("| {what} | {measured} | {met} |\n"));
+    };
+    for name in [ONE_1, ONE_4, ONE_8] {
+        if let Some(f) = find(name) {
+            let v = f.mb_s().unwrap_or(0.0);
+            target(format!("{name}: ≥ 1000 MB/s"), format!("{v:.0} MB/s"), Some(v >= 1000.0));
+        }
+    }
+    for (name, base) in [(ONE_1, BASE_1), (ONE_4, BASE_4)] {
+        if let (Some(a), Some(b)) = (find(name).and_then(Figure::mb_s), find(base).and_then(Figure::mb_s)) {
+            let r = a / b;
+            target(format!("{name}: ≥ 90% of {base}"), format!("{:.0}%", 100.0 * r), Some(r >= 0.9));
+        }
+    }
+    for name in [ONE_4, SPLIT_4] {
+        if let Some(k) = find(name).and_then(|f| f.peak_rss_kib) {
+            target(format!("{name}: peak RSS ≤ 16 MiB"), mib(Some(k)), Some(k <= 16 * 1024));
+        }
+    }
+    let big = if find(ONE_8).is_some() { ONE_8 } else { ONE_4 };
+    if let (Some(a), Some(b)) = (find(ONE_1).and_then(|f| f.peak_rss_kib), find(big).and_then(|f| f.peak_rss_kib)) {
+        let growth = b as i64 - a as i64;
+        let span = if big == ONE_8 { "1 → 8 GiB" } else { "1 → 4 GiB (8 GiB needs --long)" };
+        target(format!("peak RSS growth {span}: < 1 MiB"), format!("{growth:+} KiB"), Some(growth < 1024));
+    }
+    if let Some(k) = find(CONCURRENT).and_then(|f| f.peak_rss_kib) {
+        target(format!("{CONCURRENT}: peak RSS ≤ 48 MiB"), mib(Some(k)), Some(k <= 48 * 1024));
+    }
+    if head.error.is_none() {
+        target("HEAD ≥ 50k req/s".into(), format!("{:.0} req/s", head.rate()), Some(head.rate() >= 50_000.0));
+        target("HEAD p99 ≤ 0.5 ms".into(), format!("{:.3} ms", head.p99_us / 1000.0), Some(head.p99_us <= 500.0));
+    }
+    out
+}
+
+/// Replaces the `## Figures` section of `doc` (up to the next `## ` heading) with `section`,
+/// or appends it; creates the file when missing.
+pub fn update_doc(doc: &Path, section: &str) -> Result<(), String> {
+    let old = std::fs::read_to_string(doc).unwrap_or_else(|_| "# Benchmarks\n".to_string());
+    let new = splice(&old, section);
+    std::fs::write(doc, new).map_err(|e| format!("{}: {e}", doc.display()))
+}
+
+fn splice(old: &str, section: &str) -> String {
+    let lines: Vec<&str> = old.lines().collect();
+    let Some(start) = lines.iter().position(|l| l.trim_end() == "## Figures") else {
+        let mut out = old.trim_end().to_string();
+        out.push_str("\n\n");
+        out.push_str(section);
+        return out;
+    };
+    let end = lines[start + 1..].iter().position(|l| l.starts_with("## ")).map_or(lines.len(), |i| start + 1 + i);
+    let mut out = String::new();
+    for l in &lines[..start] {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out.push_str(section);
+    if end < lines.len() {
+        out.push('\n');
+        for l in &lines[end..] {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The 1-minute load average, as text.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn git_rev() -> String {
+    let rev = crate::proc::probe(crate::proc::command("git").args(["rev-parse", "--short", "HEAD"]));
+    let dirty = crate::proc::probe(crate::proc::command("git").args(["status", "--porcelain"]))
+        .is_some_and(|s| !s.trim().is_empty());
+    match rev {
+        Some(r) => format!("`{}`{}", r.trim(), if dirty { " (with uncommitted changes)" } else { "" }),
+        None => "(unknown)".to_string(),
+    }
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:").and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            })
+        })
+        .map_or(0.0, |kib| kib as f64 / 1024.0 / 1024.0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cores} cores ({cpu}), {mem_gib:.0} GiB RAM, Linux {}", kernel.trim())
+}
+
+/// Now as `YYYY-MM-DD HH:MM UTC`, std only.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", secs % 86_400 / 3600, secs % 3600 / 60)
+}
+
+/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_000), (2024, 10, 4));
+    }
+
+    #[test]
+    fn every_table_row_has_the_header_s_columns() {
+        let mut ok = Figure::new(ONE_4, 4 << 30);
+        ok.runs = vec![2.0, 4.0, 3.0];
+        ok.peak_rss_kib = Some(8000);
+        let mut base = Figure::new(BASE_4, 4 << 30);
+        base.runs = vec![2.0];
+        let mut failed = Figure::new(CONCURRENT, 1);
+        failed.error = Some("429 | too many".into());
+        let head = Head { conns: 8, requests: 1000, secs: 1.0, ..Head::default() };
+        let opts = Options { long: false, runs: 3, only: None };
+        let text = render(&[ok, base, failed], &head, &opts, ("0.1".into(), "0.2".into()));
+        for table in text.split("\n\n").filter(|t| t.starts_with('|')) {
+            let columns: Vec<usize> = table.lines().map(|l| l.replace("\\|", "").matches('|').count()).collect();
+            assert!(columns.iter().all(|&c| c == columns[0]), "{table}");
+        }
+        assert!(text.contains("| sluice 4 GiB, one PATCH | 3.00 s | 1432 (1074–2147) | 67% |"), "{text}");
+        assert!(text.contains("| HEAD ≥ 50k req/s | 1000 req/s | **no** |"), "{text}");
+    }
+
+    #[test]
+    fn splice_replaces_only_the_figures_section() {
+        let doc = "# B\n\nprose\n\n## Figures\n\nold\n\n## Method\n\nmore\n";
+        assert_eq!(splice(doc, "## Figures\n\nnew\n"), "# B\n\nprose\n\n## Figures\n\nnew\n\n## Method\n\nmore\n");
+        assert_eq!(splice("# B\n\nprose\n", "## Figures\n\nnew\n"), "# B\n\nprose\n\n## Figures\n\nnew\n");
+        assert_eq!(splice("## Figures\nold\n", "## Figures\n\nnew\n"), "## Figures\n\nnew\n");
+    }
+}

@@ -1,0 +1,138 @@
+//! `cargo xtask setup`: installs what a fresh machine of the project's kind (Debian 12 with
+//! rustup, cargo, node, npm) lacks. Each step checks first and prints `installed` or `skipped`,
+//! so a second run takes about a second.
+
+use crate::proc::{self, command, probe};
+use std::path::Path;
+
+/// The wasm-bindgen CLI must match the `wasm-bindgen` crate exactly (the test runner fails on a
+/// schema mismatch). Taken from Cargo.lock when the crate is there; this is the fallback.
+const WASM_BINDGEN_VERSION: &str = "0.2.130";
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+const STAMP: &str = "tests/node_modules/.sluice-npm-ci.stamp";
+
+/// Runs every setup step.
+pub fn run() -> Result<(), String> {
+    step("rust target wasm32-unknown-unknown", wasm_target)?;
+    step("rustup components clippy, rustfmt", components)?;
+    step("chromium + chromium-driver (apt)", chromium)?;
+    step("wasm-bindgen-cli", wasm_bindgen)?;
+    step("npm ci in tests/", npm_ci)?;
+    Ok(())
+}
+
+/// What a step did.
+enum Done {
+    Installed,
+    Skipped(&'static str),
+}
+
+fn step(name: &str, f: fn() -> Result<Done, String>) -> Result<(), String> {
+    match f().map_err(|e| format!("setup step `{name}`: {e}"))? {
+        Done::Installed => println!("setup: {name}: installed"),
+        Done::Skipped(why) => println!("setup: {name}: skipped ({why})"),
+    }
+    Ok(())
+}
+
+fn wasm_target() -> Result<Done, String> {
+    let installed = probe(command("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if installed.lines().any(|l| l.trim() == WASM_TARGET) {
+        return Ok(Done::Skipped("already installed"));
+    }
+    proc::run(command("rustup").args(["target", "add", WASM_TARGET]))?;
+    Ok(Done::Installed)
+}
+
+fn components() -> Result<Done, String> {
+    let installed = probe(command("rustup").args(["component", "list", "--installed"])).unwrap_or_default();
+    let missing: Vec<&str> = ["clippy", "rustfmt"]
+        .into_iter()
+        .filter(|c| !installed.lines().any(|l| l == *c || l.starts_with(&format!("{c}-"))))
+        .collect();
+    if missing.is_empty() {
+        return Ok(Done::Skipped("already installed"));
+    }
+    proc::run(command("rustup").args(["component", "add"]).args(&missing))?;
+    Ok(Done::Installed)
+}
+
+fn chromium() -> Result<Done, String> {
+    if Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists() {
+        return Ok(Done::Skipped("/usr/bin/chromium and /usr/bin/chromedriver present"));
+    }
+    let apt = |args: &[&str]| {
+        let mut cmd = if proc::is_root() {
+            command("apt-get")
+        } else {
+            let mut sudo = command("sudo");
+            sudo.args(["-E", "apt-get"]);
+            sudo
+        };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        proc::run(&mut cmd)
+    };
+    apt(&["update"])?;
+    apt(&["install", "-y", "chromium", "chromium-driver"])?;
+    Ok(Done::Installed)
+}
+
+/// The `wasm-bindgen` version in Cargo.lock, if any crate depends on it.
+fn locked_wasm_bindgen_version() -> Option<String> {
+    let lock = std::fs::read_to_string(proc::root().join("Cargo.lock")).ok()?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == "name = \"wasm-bindgen\"" {
+            let version = lines.next()?.trim().strip_prefix("version = \"")?.strip_suffix('"')?;
+            return Some(version.to_string());
+        }
+    }
+    None
+}
+
+fn wasm_bindgen() -> Result<Done, String> {
+    let version = locked_wasm_bindgen_version().unwrap_or_else(|| WASM_BINDGEN_VERSION.to_string());
+    let current = probe(command("wasm-bindgen").arg("--version")).unwrap_or_default();
+    if current.split_whitespace().nth(1) == Some(version.as_str()) {
+        return Ok(Done::Skipped("wasm-bindgen --version matches"));
+    }
+    println!("setup: wasm-bindgen-cli {version} missing (found {:?}); cargo install takes ~4 min", current.trim());
+    // No --locked: a locked dependency of wasm-bindgen-cli is missing from the registry index.
+    proc::run(proc::cargo().args(["install", "wasm-bindgen-cli", "--version", &version]))?;
+    Ok(Done::Installed)
+}
+
+fn npm_ci() -> Result<Done, String> {
+    let root = proc::root();
+    let lock =
+        std::fs::read(root.join("tests/package-lock.json")).map_err(|e| format!("tests/package-lock.json: {e}"))?;
+    let node = probe(command("node").arg("--version")).unwrap_or_default();
+    let want = format!("{:016x} {}", fnv1a(&lock), node.trim());
+    let stamp = root.join(STAMP);
+    if std::fs::read_to_string(&stamp).is_ok_and(|have| have == want) {
+        return Ok(Done::Skipped("node_modules matches package-lock.json"));
+    }
+    // playwright-core never downloads browsers; the variable is belt and braces.
+    proc::run(
+        command("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(root.join("tests"))
+            .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"),
+    )?;
+    std::fs::write(&stamp, want).map_err(|e| format!("{}: {e}", stamp.display()))?;
+    Ok(Done::Installed)
+}
+
+/// FNV-1a, 64-bit: a stable content hash for the stamp (std's hasher is not stable).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fnv1a_known_values() {
+        assert_eq!(super::fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(super::fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

@@ -1,0 +1,105 @@
+//! `cargo xtask test`: setup, then every check and suite in a fixed order. Each step prints a
+//! banner; the first failure stops the run; a summary of times per step closes it.
+
+use crate::proc::{self, cargo, command};
+use std::time::{Duration, Instant};
+
+/// Flags of `cargo xtask test`.
+pub struct Options {
+    /// `--quick`: skip fmt and clippy.
+    quick: bool,
+    /// `--long`: long campaigns (bigger files), passed on to every suite as `SLUICE_LONG=1`.
+    long: bool,
+}
+
+impl Options {
+    /// Parses `--quick` and `--long`.
+    pub fn parse(args: &[String]) -> Result<Options, String> {
+        let mut opts = Options { quick: false, long: false };
+        for arg in args {
+            match arg.as_str() {
+                "--quick" => opts.quick = true,
+                "--long" => opts.long = true,
+                other => return Err(format!("unknown flag `{other}` (expected --quick, --long)")),
+            }
+        }
+        Ok(opts)
+    }
+}
+
+type Step = (&'static str, Box<dyn Fn() -> Result<(), String>>);
+
+/// Runs the whole test sequence.
+pub fn run(opts: Options) -> Result<(), String> {
+    if opts.long {
+        // Every suite (node interop, browser) reads the same switch; set before any thread starts.
+        std::env::set_var("SLUICE_LONG", "1");
+    }
+    let mut steps: Vec<Step> = vec![("setup", Box::new(crate::setup::run))];
+    if !opts.quick {
+        steps.push(("cargo fmt --check", Box::new(|| proc::run(cargo().args(["fmt", "--all", "--", "--check"])))));
+        steps.push((
+            "cargo clippy",
+            Box::new(|| proc::run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))),
+        ));
+    }
+    steps.push((
+        "sluice-core for wasm32",
+        Box::new(|| proc::run(cargo().args(["check", "-p", "sluice-core", "--target", "wasm32-unknown-unknown"]))),
+    ));
+    steps.push(("cargo test", Box::new(|| proc::run(cargo().args(["test", "--workspace"])))));
+    steps.push(("release build", Box::new(build_release_server)));
+    steps.push(("interop (node)", Box::new(interop)));
+    if proc::root().join("crates/sluice-browser").exists() {
+        // HOOK(sluice-browser): the browser suite lives in browser.rs.
+        steps.push(("browser", Box::new(crate::browser::test)));
+    }
+
+    let started = Instant::now();
+    let mut times: Vec<(&str, Duration, bool)> = Vec::new();
+    let mut failure = None;
+    for (name, f) in &steps {
+        println!("\n==== xtask test: {name} ====");
+        let t = Instant::now();
+        let result = f();
+        times.push((name, t.elapsed(), result.is_ok()));
+        if let Err(e) = result {
+            failure = Some(format!("step `{name}` failed: {e}"));
+            break;
+        }
+    }
+    println!("\n==== xtask test: summary ====");
+    for (name, took, ok) in &times {
+        println!("{:<24} {:>8.1} s  {}", name, took.as_secs_f64(), if *ok { "ok" } else { "FAILED" });
+    }
+    for (name, _) in steps.iter().skip(times.len()) {
+        println!("{name:<24} {:>8}    not run", "-");
+    }
+    println!("{:<24} {:>8.1} s", "total", started.elapsed().as_secs_f64());
+    let passed = times.iter().filter(|t| t.2).count();
+    let failed = times.len() - passed;
+    let skipped = steps.len() - times.len();
+    println!("steps: {passed} passed, {failed} failed, {skipped} skipped");
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// `cargo build --release -p sluice-server`, shared with `run` and `bench`.
+pub fn build_release_server() -> Result<(), String> {
+    proc::run(cargo().args(["build", "--release", "-p", "sluice-server"]))
+}
+
+/// The node interop tests against the release binary (`SLUICE_LONG=1` from `--long` is
+/// inherited).
+fn interop() -> Result<(), String> {
+    let root = proc::root();
+    let bin = root.join("target/release/sluice");
+    if !bin.exists() {
+        return Err(format!("{} is missing", bin.display()));
+    }
+    let mut cmd = command("node");
+    cmd.args(["--test", "tests/interop/"]).env("SLUICE_BIN", &bin);
+    proc::run(&mut cmd)
+}
