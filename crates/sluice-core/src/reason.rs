@@ -66,6 +66,9 @@ reasons! {
     TooManyFields => "too_many_fields", "A form has more text fields than `max_form_fields`.";
     FieldTooLarge => "field_too_large", "A form's text field is longer than `max_form_field_size`.";
     PartHeaderTooLarge => "part_header_too_large", "A multipart part's headers exceed the parser's 64 KiB buffer.";
+    Unauthorized => "unauthorized", "A valid bearer token is required (missing, malformed, forged or expired).";
+    RefusedByHook => "refused_by_hook", "The application's pre-create hook refused this upload.";
+    HookUnavailable => "hook_unavailable", "The application's pre-create hook could not be reached in time; retry later.";
     ServerBusy => "server_busy", "The server's memory budget for uploads is in use; retry after `Retry-After` seconds.";
     TooManyUploads => "too_many_uploads", "This client already has as many uploads in flight as allowed; retry later.";
     IdleTimeout => "idle_timeout", "The request body stalled for longer than the idle timeout; what arrived was kept.";

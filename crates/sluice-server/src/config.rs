@@ -4,6 +4,8 @@
 //! Flags are validated once here into a [`ServerConfig`]; the library below
 //! never reads the environment.
 
+use crate::auth::AuthKey;
+use crate::hooks::Hooks;
 use crate::secret::Secret;
 use crate::server::{LogFormat, ServerConfig};
 use crate::Settings;
@@ -26,6 +28,21 @@ pub struct Cli {
 pub enum Command {
     /// Run the upload server (tus 1.0 at /files/, the policy at /policy, the page at /).
     Serve(Box<ServeArgs>),
+    /// Mint a bearer token for testing (the application mints its own; see the README).
+    Token {
+        /// The subject: who will own the uploads made with this token.
+        #[arg(long)]
+        sub: String,
+        /// How long the token is valid.
+        #[arg(long, default_value = "1h", value_parser = units::parse_span)]
+        ttl: Duration,
+        /// Largest file this token may upload (below the policy's limit).
+        #[arg(long, value_parser = units::parse_size)]
+        max_size: Option<u64>,
+        /// The secret the server was given with --auth-secret.
+        #[arg(long, env = "SLUICE_AUTH_SECRET", hide_env_values = true)]
+        auth_secret: String,
+    },
     /// Check a policy file and print the effective policy as served at /policy.
     Policy {
         /// Policy file (TOML, or JSON if it ends in .json); the built-in policy if omitted.
@@ -97,6 +114,22 @@ pub struct ServeArgs {
     #[arg(long, env = "SLUICE_SHUTDOWN_GRACE", default_value = "30s", value_parser = units::parse_span)]
     pub shutdown_grace: Duration,
 
+    /// Require bearer tokens signed with this secret (at least 32 bytes) on every upload route; see the README.
+    #[arg(long, env = "SLUICE_AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<String>,
+
+    /// URL the server POSTs each upload's declared metadata to before creating it; non-2xx refuses it.
+    #[arg(long, env = "SLUICE_HOOK_PRE_CREATE")]
+    pub hook_pre_create: Option<String>,
+
+    /// URL the server POSTs each finished upload to (in the background).
+    #[arg(long, env = "SLUICE_HOOK_POST_FINISH")]
+    pub hook_post_finish: Option<String>,
+
+    /// How long a webhook may take to answer.
+    #[arg(long, env = "SLUICE_HOOK_TIMEOUT", default_value = "5s", value_parser = units::parse_span)]
+    pub hook_timeout: Duration,
+
     /// Log format on stderr.
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -155,6 +188,12 @@ impl ServeArgs {
                 disk_reserve: self.disk_reserve,
                 web_dir: self.web_dir,
                 secret,
+                auth: self.auth_secret.as_deref().map(AuthKey::new).transpose()?,
+                hooks: Hooks {
+                    pre_create: self.hook_pre_create,
+                    post_finish: self.hook_post_finish,
+                    timeout: self.hook_timeout,
+                },
             },
         })
     }

@@ -101,9 +101,11 @@ pub fn status_for(reason: Reason) -> StatusCode {
         UploadGone => 410,
         UploadLocked => 423,
         MethodNotAllowed => 405,
+        Unauthorized => 401,
+        RefusedByHook => 403,
         IdleTimeout => 408,
         TooManyUploads => 429,
-        ServerBusy => 503,
+        ServerBusy | HookUnavailable => 503,
         StorageFull => 507,
         _ => 500,
     };
@@ -149,7 +151,7 @@ mod tests {
             let status = status_for(reason);
             if reason == Reason::Internal {
                 assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-            } else if matches!(reason, Reason::ServerBusy | Reason::StorageFull) {
+            } else if matches!(reason, Reason::ServerBusy | Reason::StorageFull | Reason::HookUnavailable) {
                 assert!(status.is_server_error(), "{reason} maps to {status}");
             } else {
                 assert!(status.is_client_error(), "{reason} maps to {status}");

@@ -26,9 +26,11 @@
 //! are permanent errors for both libraries, so they stop at once; malformed
 //! parameters (`400`) are permanent for Resumable.js.
 
+use crate::auth::Caller;
 use crate::body::{IncomingBody, SniffWindow};
 use crate::error::{Error, Result};
 use crate::form::StoredFile;
+use crate::hooks::{self, HookUpload};
 use crate::id::UploadId;
 use crate::storage::{AppendMode, NewUpload, StorageError, UploadInfo};
 use crate::tus::upload::{record_type, stop_error};
@@ -158,9 +160,16 @@ struct Ids {
 }
 
 impl Ids {
-    fn new(state: &AppState, req: &HttpRequest, chunk: &Chunk) -> Ids {
-        let scope = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-        let cookie = req.cookie("sluice_scope").map(|c| c.value().to_owned()).unwrap_or_default();
+    fn new(state: &AppState, req: &HttpRequest, caller: &Caller, chunk: &Chunk) -> Ids {
+        // With authorization the scope is the user; without, the client's
+        // address plus the page's optional per-browser cookie.
+        let (scope, cookie) = match caller.owner() {
+            Some(subject) => (format!("sub:{subject}"), String::new()),
+            None => (
+                req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+                req.cookie("sluice_scope").map(|c| c.value().to_owned()).unwrap_or_default(),
+            ),
+        };
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(state.settings.secret.bytes())
             .expect("HMAC takes any key length");
         for part in [
@@ -210,18 +219,24 @@ async fn is_complete(state: &AppState, id: &UploadId) -> Result<bool> {
 }
 
 /// `GET /flow`: does the server have this chunk? `200` yes, `204` no.
-pub async fn test_chunk(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
+pub async fn test_chunk(req: HttpRequest, caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse> {
     let params = web::Query::<HashMap<String, String>>::from_query(req.query_string())
         .map_err(|e| bad(format!("Bad query string: {e}.")))?
         .into_inner();
-    let chunk = Chunk::from_params(&params, &state.policy)?;
-    let ids = Ids::new(&state, &req, &chunk);
+    let chunk = Chunk::from_params(&params, &caller.policy(&state.policy))?;
+    let ids = Ids::new(&state, &req, &caller, &chunk);
     let have = is_complete(&state, &ids.file()).await? || is_complete(&state, &ids.chunk(chunk.number)).await?;
     Ok(if have { HttpResponse::Ok().body("have it") } else { HttpResponse::NoContent().finish() })
 }
 
 /// `POST /flow`: stores one chunk; assembles the file when it was the last.
-pub async fn upload_chunk(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse> {
+pub async fn upload_chunk(
+    req: HttpRequest,
+    caller: Caller,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse> {
+    let policy = caller.policy(&state.policy);
     let mut params = web::Query::<HashMap<String, String>>::from_query(req.query_string())
         .map_err(|e| bad(format!("Bad query string: {e}.")))?
         .into_inner();
@@ -232,8 +247,8 @@ pub async fn upload_chunk(req: HttpRequest, payload: web::Payload, state: web::D
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/"));
     if !is_form {
-        let chunk = Chunk::from_params(&params, &state.policy)?;
-        return store_chunk(&state, &req, &chunk, payload).await;
+        let chunk = Chunk::from_params(&params, &policy)?;
+        return store_chunk(&state, &req, &caller, &chunk, payload).await;
     }
     let mut multipart = Multipart::new(req.headers(), payload);
     let mut fields = 0u32;
@@ -241,8 +256,8 @@ pub async fn upload_chunk(req: HttpRequest, payload: web::Payload, state: web::D
         let mut field = part.map_err(crate::form::multipart_error)?;
         let is_file = field.content_disposition().and_then(|cd| cd.get_filename()).is_some();
         if is_file {
-            let chunk = Chunk::from_params(&params, &state.policy)?;
-            return store_chunk(&state, &req, &chunk, field).await;
+            let chunk = Chunk::from_params(&params, &policy)?;
+            return store_chunk(&state, &req, &caller, &chunk, field).await;
         }
         fields += 1;
         if fields > state.policy.max_form_fields {
@@ -262,12 +277,18 @@ pub async fn upload_chunk(req: HttpRequest, payload: web::Payload, state: web::D
     Err(Error::new(Reason::InvalidMultipart, "The form has no file part."))
 }
 
-async fn store_chunk<S, E>(state: &AppState, req: &HttpRequest, chunk: &Chunk, body: S) -> Result<HttpResponse>
+async fn store_chunk<S, E>(
+    state: &AppState,
+    req: &HttpRequest,
+    caller: &Caller,
+    chunk: &Chunk,
+    body: S,
+) -> Result<HttpResponse>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let ids = Ids::new(state, req, chunk);
+    let ids = Ids::new(state, req, caller, chunk);
     if let Some(done) = existing(state, &ids.file()).await?.filter(UploadInfo::is_complete) {
         return Ok(HttpResponse::Ok().json(stored_file(state, &done, None).await?));
     }
@@ -277,7 +298,12 @@ where
         None => {
             let created = state
                 .storage
-                .create(NewUpload { id: id.clone(), length: Some(chunk.len()), metadata: String::new() })
+                .create(NewUpload {
+                    id: id.clone(),
+                    length: Some(chunk.len()),
+                    metadata: String::new(),
+                    owner: caller.owner().map(str::to_owned),
+                })
                 .await;
             match created {
                 Ok(info) => info,
@@ -293,7 +319,7 @@ where
             write_chunk(state, chunk, &info, body, &guard).await?;
         }
     }
-    if let Some(file) = assemble_if_complete(state, chunk, &ids).await? {
+    if let Some(file) = assemble_if_complete(state, caller, chunk, &ids).await? {
         return Ok(HttpResponse::Ok().json(file));
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({ "chunk": chunk.number, "complete": false })))
@@ -340,7 +366,12 @@ where
 }
 
 /// When every chunk is in, concatenates them into the final upload.
-async fn assemble_if_complete(state: &AppState, chunk: &Chunk, ids: &Ids) -> Result<Option<StoredFile>> {
+async fn assemble_if_complete(
+    state: &AppState,
+    caller: &Caller,
+    chunk: &Chunk,
+    ids: &Ids,
+) -> Result<Option<StoredFile>> {
     // Missing chunks are most likely the ones after this one: look there first.
     let order = (chunk.number + 1..=chunk.total_chunks).chain(1..chunk.number);
     for number in order {
@@ -354,10 +385,21 @@ async fn assemble_if_complete(state: &AppState, chunk: &Chunk, ids: &Ids) -> Res
         Some(info) if info.is_complete() => return Ok(Some(stored_file(state, &info, None).await?)),
         Some(info) => info,
         None => {
-            let metadata = Metadata::from_pairs([("filename", chunk.file_name.as_bytes())]).encode();
+            let metadata = Metadata::from_pairs([
+                ("filename", chunk.file_name.as_bytes()),
+                ("sluice_protocol", b"flow".as_slice()),
+            ])
+            .encode();
+            hooks::pre_create(state, &HookUpload::new("flow", Some(chunk.total_size), &metadata, caller.owner()))
+                .await?;
             let created = state
                 .storage
-                .create(NewUpload { id: file_id.clone(), length: Some(chunk.total_size), metadata })
+                .create(NewUpload {
+                    id: file_id.clone(),
+                    length: Some(chunk.total_size),
+                    metadata,
+                    owner: caller.owner().map(str::to_owned),
+                })
                 .await?;
             state.metrics.created.inc();
             created

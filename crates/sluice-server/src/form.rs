@@ -14,8 +14,10 @@
 //! or, for a browser's form submission (`Accept: text/html`), a `303` back to
 //! the page with `?uploaded=N` or `?error=CODE`.
 
+use crate::auth::Caller;
 use crate::body::{IncomingBody, SniffWindow};
 use crate::error::{Error, Result};
+use crate::hooks::{self, HookUpload};
 use crate::id::UploadId;
 use crate::storage::{AppendMode, NewUpload};
 use crate::tus::upload::{record_type, stop_error};
@@ -61,11 +63,16 @@ pub struct Stored {
 }
 
 /// Receives a form; see the module docs.
-pub async fn handle(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse> {
+pub async fn handle(
+    req: HttpRequest,
+    caller: Caller,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse> {
     let from_browser_form =
         req.headers().get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"));
     let mut created = Vec::new();
-    let outcome = receive(&req, payload, &state, &mut created).await;
+    let outcome = receive(&req, &caller, payload, &state, &mut created).await;
     if outcome.is_err() {
         for id in &created {
             if let Err(e) = state.storage.terminate(id).await {
@@ -87,11 +94,12 @@ fn see_other(location: &str) -> HttpResponse {
 
 async fn receive(
     req: &HttpRequest,
+    caller: &Caller,
     payload: web::Payload,
     state: &AppState,
     created: &mut Vec<UploadId>,
 ) -> Result<Stored> {
-    let policy = &state.policy;
+    let policy = &caller.policy(&state.policy);
     let media_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !media_type.trim_start().to_ascii_lowercase().starts_with("multipart/form-data") {
         return Err(Error::new(
@@ -128,7 +136,7 @@ async fn receive(
                         format!("A form may carry at most {} files.", policy.max_form_files),
                     ));
                 }
-                stored.files.push(store_file(state, field, name, created).await?);
+                stored.files.push(store_file(state, caller, field, name, created).await?);
             }
             None => {
                 field_count += 1;
@@ -148,14 +156,26 @@ async fn receive(
 }
 
 /// Streams one file part into a new upload.
-async fn store_file(state: &AppState, field: Field, name: String, created: &mut Vec<UploadId>) -> Result<StoredFile> {
-    let policy = &state.policy;
+async fn store_file(
+    state: &AppState,
+    caller: &Caller,
+    field: Field,
+    name: String,
+    created: &mut Vec<UploadId>,
+) -> Result<StoredFile> {
+    let policy = &caller.policy(&state.policy);
     policy.check_name(Some(&name))?;
     let declared_type = field.content_type().map(|m| m.essence_str().to_owned()).unwrap_or_default();
     let id = UploadId::random().map_err(Error::internal)?;
-    let metadata =
-        Metadata::from_pairs([("filename", name.as_bytes()), ("filetype", declared_type.as_bytes())]).encode();
-    state.storage.create(NewUpload { id: id.clone(), length: None, metadata }).await?;
+    let metadata = Metadata::from_pairs([
+        ("filename", name.as_bytes()),
+        ("filetype", declared_type.as_bytes()),
+        ("sluice_protocol", b"form".as_slice()),
+    ])
+    .encode();
+    hooks::pre_create(state, &HookUpload::new("form", None, &metadata, caller.owner())).await?;
+    let owner = caller.owner().map(str::to_owned);
+    state.storage.create(NewUpload { id: id.clone(), length: None, metadata, owner }).await?;
     created.push(id.clone());
     state.metrics.created.inc();
 

@@ -29,12 +29,14 @@
 //! ```
 
 pub mod admission;
+pub mod auth;
 pub mod body;
 pub mod config;
 pub mod error;
 pub mod expiry;
 pub mod flow;
 pub mod form;
+pub mod hooks;
 pub mod id;
 pub mod locks;
 pub mod metrics;
@@ -76,6 +78,10 @@ pub struct Settings {
     pub web_dir: Option<std::path::PathBuf>,
     /// Keys ids derived from client-supplied identifiers (Flow.js chunks).
     pub secret: secret::Secret,
+    /// Bearer-token key; `None` turns authorization off.
+    pub auth: Option<auth::AuthKey>,
+    /// The application's webhooks.
+    pub hooks: hooks::Hooks,
 }
 
 impl Default for Settings {
@@ -90,6 +96,8 @@ impl Default for Settings {
             disk_reserve: 256 << 20,
             web_dir: None,
             secret: secret::Secret::random().unwrap_or_else(|_| secret::Secret::from_bytes([7; 32])),
+            auth: None,
+            hooks: hooks::Hooks { timeout: Duration::from_secs(5), ..Default::default() },
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
+use sluice_server::auth::{issue, unix_now, AuthKey, Claims};
 use sluice_server::config::{load_policy, Cli, Command};
 use sluice_server::server::{self, LogFormat};
 use tracing_subscriber::EnvFilter;
@@ -12,6 +13,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Policy { policy } => {
             let policy = load_policy(policy.as_deref()).map_err(anyhow::Error::msg)?;
             println!("{}", serde_json::to_string_pretty(&policy)?);
+            Ok(())
+        }
+        Command::Token { sub, ttl, max_size, auth_secret } => {
+            let key = AuthKey::new(&auth_secret).map_err(anyhow::Error::msg)?;
+            let claims = Claims { sub, exp: unix_now() + ttl.as_secs(), max_size };
+            println!("{}", issue(&key, &claims));
             Ok(())
         }
         Command::Serve(args) => {

@@ -19,7 +19,10 @@ async fn state_survives_reopening() {
     let id = UploadId::random().unwrap();
     {
         let storage = FsStorage::open(dir.path()).unwrap();
-        storage.create(NewUpload { id: id.clone(), length: Some(9), metadata: "k dg==".into() }).await.unwrap();
+        storage
+            .create(NewUpload { id: id.clone(), length: Some(9), metadata: "k dg==".into(), owner: None })
+            .await
+            .unwrap();
         let mut body = futures_util::stream::iter([Ok(bytes::Bytes::from_static(b"abc"))]);
         storage.append(&id, 0, &mut body, sluice_server::storage::AppendMode::KeepPartial).await.unwrap();
     }
@@ -35,7 +38,10 @@ async fn a_crash_mid_way_through_an_all_or_nothing_append_is_rolled_back() {
     let uploads = dir.path().join("uploads");
     {
         let storage = FsStorage::open(dir.path()).unwrap();
-        storage.create(NewUpload { id: id.clone(), length: Some(100), metadata: String::new() }).await.unwrap();
+        storage
+            .create(NewUpload { id: id.clone(), length: Some(100), metadata: String::new(), owner: None })
+            .await
+            .unwrap();
     }
     // What a process killed during a checksummed append leaves: the marker
     // with the offset to return to, and unverified bytes past it.

@@ -10,7 +10,12 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use std::time::{Duration, SystemTime};
 
 fn new_upload(length: Option<u64>) -> NewUpload {
-    NewUpload { id: UploadId::random().expect("random id"), length, metadata: "filename YS50eHQ=".into() }
+    NewUpload {
+        id: UploadId::random().expect("random id"),
+        length,
+        metadata: "filename YS50eHQ=".into(),
+        owner: Some("alice".into()),
+    }
 }
 
 async fn append<S: Storage + ?Sized>(
@@ -36,6 +41,7 @@ pub async fn run<S: Storage + ?Sized>(storage: &S) {
     let id = up.id.clone();
     let info = storage.create(up.clone()).await.expect("create");
     assert_eq!((info.offset, info.length, info.metadata.as_str()), (0, Some(10), "filename YS50eHQ="));
+    assert_eq!(info.owner.as_deref(), Some("alice"), "the owner is kept");
     assert_eq!(storage.info(&id).await.expect("info"), info, "info returns what create returned");
     assert!(storage.create(up).await.is_err(), "creating an existing id fails");
 

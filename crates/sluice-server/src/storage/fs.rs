@@ -46,6 +46,8 @@ struct Record {
     file_type: Option<String>,
     #[serde(default)]
     gone_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
 }
 
 impl FsStorage {
@@ -140,6 +142,7 @@ impl FsStorage {
             created_at,
             modified_at: data.modified().unwrap_or(created_at),
             file_type: record.file_type,
+            owner: record.owner,
         })
     }
 
@@ -175,6 +178,7 @@ impl Storage for FsStorage {
             created_at: unix_now(),
             file_type: None,
             gone_at: None,
+            owner: upload.owner,
         };
         self.write_record(&upload.id, &record)?;
         self.info_from(&upload.id, record)

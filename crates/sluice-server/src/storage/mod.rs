@@ -44,6 +44,8 @@ pub struct NewUpload {
     pub length: Option<u64>,
     /// The raw `Upload-Metadata` header, echoed back by HEAD.
     pub metadata: String,
+    /// Who owns it (the token's subject), when authorization is on.
+    pub owner: Option<String>,
 }
 
 /// What storage knows of an upload.
@@ -63,6 +65,8 @@ pub struct UploadInfo {
     pub modified_at: SystemTime,
     /// The sniffed MIME type, recorded when the upload completed.
     pub file_type: Option<String>,
+    /// Who owns it, when authorization is on.
+    pub owner: Option<String>,
 }
 
 impl UploadInfo {

@@ -2,7 +2,9 @@
 
 use super::headers;
 use super::upload::{self, AppendRequest};
+use crate::auth::Caller;
 use crate::error::{Error, Result};
+use crate::hooks::{self, HookUpload};
 use crate::id::UploadId;
 use crate::observe::Transfer;
 use crate::storage::NewUpload;
@@ -13,9 +15,14 @@ use sluice_core::units::format_size;
 use sluice_core::Reason;
 
 /// Creates an upload; with a body, appends it at once.
-pub async fn handle(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse> {
+pub async fn handle(
+    req: HttpRequest,
+    caller: Caller,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse> {
     headers::require_tus(&req)?;
-    let policy = &state.policy;
+    let policy = &caller.policy(&state.policy);
     let length = headers::length(&req, "Upload-Length")?;
     let deferred = headers::single(&req, "Upload-Defer-Length")?.map(tus::parse_defer_length).transpose()?.is_some();
     match (length, deferred) {
@@ -71,9 +78,18 @@ pub async fn handle(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
         }
     }
 
+    hooks::pre_create(&state, &HookUpload::new("tus", length, raw_metadata, caller.owner())).await?;
+
     let id = UploadId::random().map_err(Error::internal)?;
-    let mut info =
-        state.storage.create(NewUpload { id: id.clone(), length, metadata: raw_metadata.to_string() }).await?;
+    let mut info = state
+        .storage
+        .create(NewUpload {
+            id: id.clone(),
+            length,
+            metadata: raw_metadata.to_string(),
+            owner: caller.owner().map(str::to_owned),
+        })
+        .await?;
     let location = req.url_for("tus_upload", [id.as_str()]).map_err(Error::internal)?.to_string();
     state.metrics.created.inc();
     req.extensions_mut().insert(Transfer { upload: id.to_string(), bytes: 0 });
@@ -81,7 +97,7 @@ pub async fn handle(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
     if with_body {
         let guard = state.locks.acquire(&id).await.map_err(|_| Error::internal("fresh upload was locked"))?;
         let request = AppendRequest { offset: 0, content_length: headers::content_length(&req)?, checksum };
-        info.offset = upload::append(&state, &req, &info, request, payload, &guard)
+        info.offset = upload::append(&state, &req, &caller, &info, request, payload, &guard)
             .await
             .map_err(|e| e.with_header("location", &location))?;
     } else if length == Some(0) {

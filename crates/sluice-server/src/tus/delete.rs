@@ -2,15 +2,26 @@
 
 use super::headers;
 use super::upload;
+use crate::auth::Caller;
 use crate::error::Result;
 use crate::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 /// Stops any append in flight, deletes the bytes; the id then answers 410.
-pub async fn handle(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse> {
+pub async fn handle(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
     headers::require_tus(&req)?;
     let id = upload::parse_id(&path)?;
     let _guard = upload::lock(&state, &id).await?;
+    // Expired or another caller's uploads are refused before anything is deleted.
+    let info = state.storage.info(&id).await?;
+    if !caller.may_see(info.owner.as_deref()) {
+        return Err(crate::storage::StorageError::NotFound.into());
+    }
     state.storage.terminate(&id).await?;
     state.metrics.terminated.inc();
     tracing::info!(upload = %id, "upload terminated");

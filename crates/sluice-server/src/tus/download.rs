@@ -1,6 +1,7 @@
 //! `GET /files/{id}`: download a completed upload (unless turned off).
 
 use super::upload;
+use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::AppState;
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
@@ -8,12 +9,12 @@ use actix_web::{web, HttpResponse};
 use sluice_core::Reason;
 
 /// Streams the stored bytes as an attachment, never as inline content.
-pub async fn handle(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse> {
+pub async fn handle(caller: Caller, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse> {
     if !state.settings.allow_download {
         return Err(Error::new(Reason::MethodNotAllowed, "Downloads are turned off on this server."));
     }
     let id = upload::parse_id(&path)?;
-    let info = upload::live_info(&state, &id).await?;
+    let info = upload::live_info(&state, &id, &caller).await?;
     if !info.is_complete() {
         return Err(Error::new(
             Reason::UploadIncomplete,

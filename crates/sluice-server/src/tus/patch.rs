@@ -2,6 +2,7 @@
 
 use super::headers;
 use super::upload::{self, AppendRequest};
+use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -10,6 +11,7 @@ use sluice_core::Reason;
 /// Appends the body; everything the headers can refuse is refused unread.
 pub async fn handle(
     req: HttpRequest,
+    caller: Caller,
     payload: web::Payload,
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -21,14 +23,14 @@ pub async fn handle(
     let content_length = headers::content_length(&req)?;
     let checksum = headers::checksum(&req)?;
     let declared_length = headers::length(&req, "Upload-Length")?;
-    let policy = &state.policy;
+    let policy = &caller.policy(&state.policy);
     policy.check_checksum(checksum.as_ref().map(|(algorithm, _)| *algorithm))?;
     if let Some(length) = declared_length {
         policy.check_size(length)?;
     }
 
     let guard = upload::lock(&state, &id).await?;
-    let mut info = upload::live_info(&state, &id).await?;
+    let mut info = upload::live_info(&state, &id, &caller).await?;
     if let Some(length) = declared_length {
         match info.length {
             Some(known) if known != length => {
@@ -51,7 +53,7 @@ pub async fn handle(
         }
     }
     let request = AppendRequest { offset, content_length, checksum };
-    info.offset = upload::append(&state, &req, &info, request, payload, &guard).await?;
+    info.offset = upload::append(&state, &req, &caller, &info, request, payload, &guard).await?;
     info.modified_at = std::time::SystemTime::now();
     let mut response = HttpResponse::NoContent();
     response.insert_header(("Upload-Offset", info.offset));

@@ -1,12 +1,14 @@
 //! What several tus handlers share: finding a live upload, writing a body to
 //! it, and the headers that describe it.
 
+use crate::auth::Caller;
 use crate::body::{IncomingBody, SniffWindow, Stop};
 use crate::error::{Error, Result};
+use crate::hooks;
 use crate::id::UploadId;
 use crate::locks::UploadGuard;
 use crate::observe::Transfer;
-use crate::storage::{AppendMode, BodyStream, UploadInfo};
+use crate::storage::{AppendMode, BodyStream, StorageError, UploadInfo};
 use crate::AppState;
 use actix_web::http::header::HttpDate;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponseBuilder};
@@ -39,9 +41,12 @@ pub fn expires_at(state: &AppState, info: &UploadInfo) -> SystemTime {
     info.modified_at + state.policy.upload_expiry
 }
 
-/// The upload, unless it is unknown (404), gone (410) or expired (410).
-pub async fn live_info(state: &AppState, id: &UploadId) -> Result<UploadInfo> {
+/// The upload, unless it is unknown or another caller's (404), gone (410) or expired (410).
+pub async fn live_info(state: &AppState, id: &UploadId, caller: &Caller) -> Result<UploadInfo> {
     let info = state.storage.info(id).await?;
+    if !caller.may_see(info.owner.as_deref()) {
+        return Err(StorageError::NotFound.into());
+    }
     if !info.is_complete() && expires_at(state, &info) <= SystemTime::now() {
         return Err(Error::new(Reason::UploadGone, "This upload expired before it was finished."));
     }
@@ -71,12 +76,13 @@ pub struct AppendRequest {
 pub async fn append(
     state: &AppState,
     req: &HttpRequest,
+    caller: &Caller,
     info: &UploadInfo,
     request: AppendRequest,
     payload: web::Payload,
     guard: &UploadGuard,
 ) -> Result<u64> {
-    let policy = &state.policy;
+    let policy = &caller.policy(&state.policy);
     let at = Append {
         upload_offset: info.offset,
         request_offset: request.offset,
@@ -174,8 +180,22 @@ pub async fn record_type(state: &AppState, info: &UploadInfo) -> Result<()> {
     let kind = sniff::sniff(&head, file_name(info).as_deref());
     state.storage.set_file_type(&info.id, kind.mime).await?;
     state.metrics.completed.inc();
+    let mut event = hooks::HookUpload::new(protocol_of(info), info.length, &info.metadata, info.owner.as_deref());
+    event.id = Some(info.id.to_string());
+    event.mime = Some(kind.mime.to_string());
+    hooks::post_finish(state, event);
     tracing::info!(upload = %info.id, length = ?info.length, mime = kind.mime, "upload complete");
     Ok(())
+}
+
+/// How an upload was sent, for hooks: form and Flow.js uploads say so in their metadata.
+fn protocol_of(info: &UploadInfo) -> &'static str {
+    match Metadata::parse(&info.metadata).ok().and_then(|m| m.get_str("sluice_protocol").map(str::to_owned)).as_deref()
+    {
+        Some("form") => "form",
+        Some("flow") => "flow",
+        _ => "tus",
+    }
 }
 
 /// The declared file name from the stored metadata.
