@@ -50,6 +50,7 @@ pub fn run(opts: Options) -> Result<(), String> {
     steps.push(("cargo test", Box::new(|| proc::run(cargo().args(["test", "--workspace"])))));
     steps.push(("release build", Box::new(build_release_server)));
     steps.push(("interop (node)", Box::new(interop)));
+    steps.push(("e2e (Chromium)", Box::new(e2e)));
     if proc::root().join("crates/sluice-browser").exists() {
         // HOOK(sluice-browser): the browser suite lives in browser.rs.
         steps.push(("browser", Box::new(crate::browser::test)));
@@ -89,6 +90,15 @@ pub fn run(opts: Options) -> Result<(), String> {
 /// `cargo build --release -p sluice-server`, shared with `run` and `bench`.
 pub fn build_release_server() -> Result<(), String> {
     proc::run(cargo().args(["build", "--release", "-p", "sluice-server"]))
+}
+
+/// The end-to-end tests in Chromium (the page, the status page) against the release binary,
+/// with the page's wasm package built first.
+fn e2e() -> Result<(), String> {
+    crate::run::build_web_package()?;
+    let mut cmd = command("node");
+    cmd.args(["--test", "tests/e2e/"]).env("SLUICE_BIN", proc::root().join("target/release/sluice"));
+    proc::run(&mut cmd)
 }
 
 /// The node interop tests against the release binary (`SLUICE_LONG=1` from `--long` is
