@@ -9,7 +9,8 @@
 use crate::http::{self, Body, Conn};
 use crate::proc::{self, Server};
 use crate::report::{
-    self, Figure, Head, BASE_1, BASE_4, CONCURRENT, DISK_1, DISK_4, DISK_8, ONE_1, ONE_4, ONE_8, SPLIT_4,
+    self, Figure, Head, BASE_1, BASE_4, CONCURRENT, DISK_1, DISK_4, DISK_8, FORM_1, FORM_4, ONE_1, ONE_4, ONE_8,
+    SPLIT_4,
 };
 use std::io::Write;
 use std::path::PathBuf;
@@ -141,6 +142,8 @@ pub fn run(opts: Options) -> Result<(), String> {
         run(&mut b, ONE_8, &|b| b.scenario(ONE_8, 8 * GIB, true, |b, addr| b.upload(addr, 8 * GIB, 8 * GIB)));
     }
     run(&mut b, SPLIT_4, &|b| b.scenario(SPLIT_4, 4 * GIB, true, |b, addr| b.upload(addr, 4 * GIB, 8 * MIB)));
+    run(&mut b, FORM_1, &|b| b.scenario(FORM_1, GIB, true, |b, addr| b.form(addr, GIB)));
+    run(&mut b, FORM_4, &|b| b.scenario(FORM_4, 4 * GIB, true, |b, addr| b.form(addr, 4 * GIB)));
     run(&mut b, CONCURRENT, &|b| {
         b.scenario(CONCURRENT, 32 * 64 * MIB, true, |b, addr| b.concurrent(addr, 32, 64 * MIB))
     });
@@ -294,6 +297,28 @@ impl Bench {
             offset += n;
         }
         Ok(t.elapsed())
+    }
+
+    /// Sluice: one `multipart/form-data` POST to `/upload` carrying one file of `len` bytes.
+    fn form(&self, addr: &str, len: u64) -> Result<Duration, String> {
+        const BOUNDARY: &str = "sluiceBenchBoundary9f3a1c";
+        let head = format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"bench.bin\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        );
+        let tail = format!("\r\n--{BOUNDARY}--\r\n");
+        let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+        let mut conn = Conn::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+        let t = Instant::now();
+        let body = Body::Framed { head: head.as_bytes(), buf: &self.buf, len, tail: tail.as_bytes() };
+        let resp = conn
+            .request("POST", "/upload", &[("Content-Type", content_type.as_str())], body)
+            .map_err(|e| format!("POST /upload: {e}"))?;
+        let took = t.elapsed();
+        if resp.status != 201 {
+            return Err(format!("POST /upload -> {}", resp.summary()));
+        }
+        Ok(took)
     }
 
     /// Sluice: `n` threads, each creating and sending one upload of `len` bytes in one PATCH.

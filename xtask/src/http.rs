@@ -12,6 +12,9 @@ pub enum Body<'a> {
     /// `len` bytes taken cyclically from `buf`, starting at `buf[start % buf.len()]`, so a
     /// multi-GiB body is sent from one buffer filled once.
     Repeat { buf: &'a [u8], start: u64, len: u64 },
+    /// `head`, then `len` bytes as in `Repeat` (from the start of `buf`), then `tail`: a
+    /// multipart form around one big file part.
+    Framed { head: &'a [u8], buf: &'a [u8], len: u64, tail: &'a [u8] },
 }
 
 impl Body<'_> {
@@ -19,6 +22,7 @@ impl Body<'_> {
         match self {
             Body::Empty => 0,
             Body::Repeat { len, .. } => *len,
+            Body::Framed { head, len, tail, .. } => head.len() as u64 + len + tail.len() as u64,
         }
     }
 }
@@ -85,7 +89,15 @@ impl Conn {
     }
 
     fn write_body(&mut self, body: &Body) -> io::Result<()> {
-        let Body::Repeat { buf, start, len } = *body else { return Ok(()) };
+        let (buf, start, len) = match *body {
+            Body::Empty => return Ok(()),
+            Body::Repeat { buf, start, len } => (buf, start, len),
+            Body::Framed { head, buf, len, tail } => {
+                self.stream.write_all(head)?;
+                self.write_body(&Body::Repeat { buf, start: 0, len })?;
+                return self.stream.write_all(tail);
+            }
+        };
         if buf.is_empty() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty body buffer"));
         }

@@ -24,6 +24,10 @@ pub const ONE_8: &str = "sluice 8 GiB, one PATCH";
 pub const SPLIT_4: &str = "sluice 4 GiB, 8 MiB PATCHes";
 /// Sluice, 32 concurrent uploads of 64 MiB.
 pub const CONCURRENT: &str = "sluice 32 x 64 MiB concurrent";
+/// A 1 GiB file in one multipart form request (`POST /upload`).
+pub const FORM_1: &str = "sluice 1 GiB, multipart form";
+/// A 4 GiB file in one multipart form request (`POST /upload`).
+pub const FORM_4: &str = "sluice 4 GiB, multipart form";
 
 const MB: f64 = 1e6;
 
@@ -173,13 +177,13 @@ pub fn render(figures: &[Figure], head: &Head, opts: &Options, (before, after): 
     );
     for f in figures {
         let base = match f.name {
-            ONE_1 => find(BASE_1),
-            ONE_4 | SPLIT_4 => find(BASE_4),
+            ONE_1 | FORM_1 => find(BASE_1),
+            ONE_4 | SPLIT_4 | FORM_4 => find(BASE_4),
             _ => None,
         };
         let disk = match f.name {
-            BASE_1 | ONE_1 => find(DISK_1),
-            BASE_4 | ONE_4 | SPLIT_4 => find(DISK_4),
+            BASE_1 | ONE_1 | FORM_1 => find(DISK_1),
+            BASE_4 | ONE_4 | SPLIT_4 | FORM_4 => find(DISK_4),
             ONE_8 => find(DISK_8),
             _ => None,
         };
@@ -241,7 +245,7 @@ pub fn render(figures: &[Figure], head: &Head, opts: &Options, (before, after): 
             target(format!("{name}: ≥ 90% of {base}"), format!("{:.0}%", 100.0 * r), Some(r >= 0.9));
         }
     }
-    for name in [ONE_4, SPLIT_4] {
+    for name in [ONE_4, SPLIT_4, FORM_4] {
         if let Some(k) = find(name).and_then(|f| f.peak_rss_kib) {
             target(format!("{name}: peak RSS ≤ 16 MiB"), mib(Some(k)), Some(k <= 16 * 1024));
         }
@@ -251,6 +255,10 @@ pub fn render(figures: &[Figure], head: &Head, opts: &Options, (before, after): 
         let growth = b as i64 - a as i64;
         let span = if big == ONE_8 { "1 → 8 GiB" } else { "1 → 4 GiB (8 GiB needs --long)" };
         target(format!("peak RSS growth {span}: < 1 MiB"), format!("{growth:+} KiB"), Some(growth < 1024));
+    }
+    if let (Some(a), Some(b)) = (find(FORM_1).and_then(|f| f.peak_rss_kib), find(FORM_4).and_then(|f| f.peak_rss_kib)) {
+        let growth = b as i64 - a as i64;
+        target("multipart peak RSS growth 1 → 4 GiB: < 1 MiB".into(), format!("{growth:+} KiB"), Some(growth < 1024));
     }
     if let Some(k) = find(CONCURRENT).and_then(|f| f.peak_rss_kib) {
         target(format!("{CONCURRENT}: peak RSS ≤ 48 MiB"), mib(Some(k)), Some(k <= 48 * 1024));

@@ -11,15 +11,30 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let bin = proc::root().join("target/release/sluice");
     let mut cmd = Command::new(&bin);
     cmd.arg("serve").args(args);
+    // The upload page and its wasm package, unless the caller chose another directory.
+    if !args.iter().any(|a| a == "--web-dir" || a.starts_with("--web-dir=")) {
+        cmd.arg("--web-dir").arg(proc::root().join("web"));
+    }
     println!("$ {}", proc::describe(&cmd));
     exec(cmd)
 }
 
-/// HOOK(sluice-browser): build the wasm package served by the page under `web/pkg/` here once
-/// `crates/sluice-browser` exists (`cargo build --release --target wasm32-unknown-unknown` +
-/// `wasm-bindgen --target web`). Does nothing yet.
-fn build_web_package() -> Result<(), String> {
-    Ok(())
+/// Builds the release wasm package into `web/pkg/`, where the page (`web/index.html`, served with
+/// `--web-dir web`) imports it: `cargo build --release --target wasm32-unknown-unknown`, then
+/// `wasm-bindgen --target web`. Never wasm-opt: Debian's binaryen silently breaks the module.
+/// Both steps are quick when nothing changed (cargo is incremental; wasm-bindgen takes ~1 s).
+pub fn build_web_package() -> Result<(), String> {
+    let root = proc::root();
+    if proc::probe(proc::command("wasm-bindgen").arg("--version")).is_none() {
+        return Err("wasm-bindgen is not installed; run `cargo xtask setup` (or \
+                    `cargo install wasm-bindgen-cli --version 0.2.130`)"
+            .into());
+    }
+    const WASM: &str = "wasm32-unknown-unknown";
+    proc::run(proc::cargo().args(["build", "--release", "-p", "sluice-browser", "--target", WASM]))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |d| root.join(d));
+    let wasm = target.join(WASM).join("release/sluice_browser.wasm");
+    proc::run(proc::command("wasm-bindgen").args(["--target", "web", "--out-dir"]).arg(root.join("web/pkg")).arg(&wasm))
 }
 
 #[cfg(unix)]
