@@ -9,8 +9,8 @@
 use crate::http::{self, Body, Conn};
 use crate::proc::{self, Server};
 use crate::report::{
-    self, Figure, Head, BASE_1, BASE_4, CONCURRENT, DISK_1, DISK_4, DISK_8, FORM_1, FORM_4, ONE_1, ONE_4, ONE_8,
-    SPLIT_4,
+    self, Figure, Head, BASE_1, BASE_4, CONCURRENT, DISK_1, DISK_4, DISK_8, FORM_1, FORM_4, FSYNC_1, FSYNC_SPLIT_4,
+    ONE_1, ONE_4, ONE_8, SPLIT_4,
 };
 use std::io::Write;
 use std::path::PathBuf;
@@ -80,6 +80,8 @@ struct Bench {
     repeat: u32,
     /// Servers started so far (names data dirs and logs).
     runs: u32,
+    /// Start Sluice with `--fsync` (for the durability scenarios).
+    fsync: bool,
 }
 
 /// Set when `bench` re-runs itself from an optimised build of xtask.
@@ -117,6 +119,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         buf: http::random_bytes(MIB as usize, 0x5eed),
         repeat: opts.runs,
         runs: 0,
+        fsync: false,
     };
 
     let load_before = report::loadavg();
@@ -142,6 +145,14 @@ pub fn run(opts: Options) -> Result<(), String> {
         run(&mut b, ONE_8, &|b| b.scenario(ONE_8, 8 * GIB, true, |b, addr| b.upload(addr, 8 * GIB, 8 * GIB)));
     }
     run(&mut b, SPLIT_4, &|b| b.scenario(SPLIT_4, 4 * GIB, true, |b, addr| b.upload(addr, 4 * GIB, 8 * MIB)));
+    let durable = |b: &mut Bench, name: &'static str, len: u64, chunk: u64| {
+        b.fsync = true;
+        let fig = b.scenario(name, len, true, |b, addr| b.upload(addr, len, chunk));
+        b.fsync = false;
+        fig
+    };
+    run(&mut b, FSYNC_1, &|b| durable(b, FSYNC_1, GIB, GIB));
+    run(&mut b, FSYNC_SPLIT_4, &|b| durable(b, FSYNC_SPLIT_4, 4 * GIB, 8 * MIB));
     run(&mut b, FORM_1, &|b| b.scenario(FORM_1, GIB, true, |b, addr| b.form(addr, GIB)));
     run(&mut b, FORM_4, &|b| b.scenario(FORM_4, 4 * GIB, true, |b, addr| b.form(addr, 4 * GIB)));
     run(&mut b, CONCURRENT, &|b| {
@@ -193,6 +204,9 @@ impl Bench {
             cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data).arg("--policy").arg(&self.policy);
             // Every bench client is 127.0.0.1: let the 32 concurrent uploads in (default 16).
             cmd.env("SLUICE_MAX_UPLOADS_PER_CLIENT", MAX_UPLOADS_PER_CLIENT.to_string());
+            if self.fsync {
+                cmd.arg("--fsync");
+            }
             cmd
         } else {
             let mut cmd = Command::new(&self.baseline);

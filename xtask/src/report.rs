@@ -24,6 +24,10 @@ pub const ONE_8: &str = "sluice 8 GiB, one PATCH";
 pub const SPLIT_4: &str = "sluice 4 GiB, 8 MiB PATCHes";
 /// Sluice, 32 concurrent uploads of 64 MiB.
 pub const CONCURRENT: &str = "sluice 32 x 64 MiB concurrent";
+/// A 1 GiB upload in one PATCH with `--fsync` (fdatasync before acknowledging).
+pub const FSYNC_1: &str = "sluice 1 GiB, one PATCH, --fsync";
+/// A 4 GiB upload in 8 MiB PATCHes with `--fsync`: one fdatasync per PATCH.
+pub const FSYNC_SPLIT_4: &str = "sluice 4 GiB, 8 MiB PATCHes, --fsync";
 /// A 1 GiB file in one multipart form request (`POST /upload`).
 pub const FORM_1: &str = "sluice 1 GiB, multipart form";
 /// A 4 GiB file in one multipart form request (`POST /upload`).
@@ -177,13 +181,13 @@ pub fn render(figures: &[Figure], head: &Head, opts: &Options, (before, after): 
     );
     for f in figures {
         let base = match f.name {
-            ONE_1 | FORM_1 => find(BASE_1),
-            ONE_4 | SPLIT_4 | FORM_4 => find(BASE_4),
+            ONE_1 | FORM_1 | FSYNC_1 => find(BASE_1),
+            ONE_4 | SPLIT_4 | FORM_4 | FSYNC_SPLIT_4 => find(BASE_4),
             _ => None,
         };
         let disk = match f.name {
-            BASE_1 | ONE_1 | FORM_1 => find(DISK_1),
-            BASE_4 | ONE_4 | SPLIT_4 | FORM_4 => find(DISK_4),
+            BASE_1 | ONE_1 | FORM_1 | FSYNC_1 => find(DISK_1),
+            BASE_4 | ONE_4 | SPLIT_4 | FORM_4 | FSYNC_SPLIT_4 => find(DISK_4),
             ONE_8 => find(DISK_8),
             _ => None,
         };

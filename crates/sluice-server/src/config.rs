@@ -106,6 +106,10 @@ pub struct ServeArgs {
     #[arg(long, env = "SLUICE_DISK_RESERVE", default_value = "256 MiB", value_parser = units::parse_size)]
     pub disk_reserve: u64,
 
+    /// Flush every acknowledged byte to stable storage (fdatasync) before answering: survives power loss, costs throughput.
+    #[arg(long, env = "SLUICE_FSYNC")]
+    pub fsync: bool,
+
     /// Time a client has to send a request's headers.
     #[arg(long, env = "SLUICE_HEADER_TIMEOUT", default_value = "10s", value_parser = units::parse_span)]
     pub header_timeout: Duration,
@@ -177,6 +181,7 @@ impl ServeArgs {
             expiry_interval: self.expiry_interval,
             log_format: self.log_format,
             header_timeout: self.header_timeout,
+            fsync: self.fsync,
             shutdown_grace: self.shutdown_grace,
             settings: Settings {
                 allow_download: !self.no_download,

@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// Time a client has to send a request's headers.
     pub header_timeout: Duration,
+    /// Flush acknowledged bytes to stable storage.
+    pub fsync: bool,
     /// Grace period for in-flight requests on shutdown.
     pub shutdown_grace: Duration,
     /// Behaviour switches shared with handlers.
@@ -46,12 +48,13 @@ pub struct ServerConfig {
 /// Prints `listening on http://ADDR` on stdout once bound, so scripts that
 /// pass port 0 learn the port.
 pub async fn run(config: ServerConfig) -> io::Result<()> {
-    let storage = FsStorage::open(&config.data_dir)?;
+    let storage = FsStorage::open(&config.data_dir)?.durable(config.fsync);
     tracing::info!(
         backend = "filesystem",
         dir = %storage.uploads_dir().display(),
         max_file_size = config.policy.max_file_size,
         memory_budget = config.settings.memory_budget,
+        fsync = config.fsync,
         "storage ready"
     );
     let state = AppState::new(config.policy, Arc::new(storage), config.settings);

@@ -14,6 +14,12 @@ async fn filesystem_backend_meets_the_contract() {
 }
 
 #[actix_web::test]
+async fn the_durable_filesystem_backend_meets_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::run(&FsStorage::open(dir.path()).unwrap().durable(true)).await;
+}
+
+#[actix_web::test]
 async fn state_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let id = UploadId::random().unwrap();
