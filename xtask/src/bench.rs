@@ -9,8 +9,8 @@
 use crate::http::{self, Body, Conn};
 use crate::proc::{self, Server};
 use crate::report::{
-    self, Figure, Head, BASE_1, BASE_4, CONCURRENT, DISK_1, DISK_4, DISK_8, FORM_1, FORM_4, FSYNC_1, FSYNC_SPLIT_4,
-    ONE_1, ONE_4, ONE_8, SPLIT_4,
+    self, Figure, Head, BASE_1, BASE_4, CONCURRENT, CROWD, DISK_1, DISK_4, DISK_8, FORM_1, FORM_4, FSYNC_1,
+    FSYNC_SPLIT_4, ONE_1, ONE_4, ONE_8, QUIET_1, SPLIT_4,
 };
 use std::io::Write;
 use std::path::PathBuf;
@@ -31,7 +31,7 @@ checksum = \"optional\"
 ";
 
 /// `--max-uploads-per-client` for the bench server (passed as its env var).
-pub const MAX_UPLOADS_PER_CLIENT: u32 = 64;
+pub const MAX_UPLOADS_PER_CLIENT: u32 = 1024;
 
 /// Flags of `cargo xtask bench`.
 pub struct Options {
@@ -80,8 +80,8 @@ struct Bench {
     repeat: u32,
     /// Servers started so far (names data dirs and logs).
     runs: u32,
-    /// Start Sluice with `--fsync` (for the durability scenarios).
-    fsync: bool,
+    /// Extra `sluice serve` flags for the next scenarios (`--fsync`, `--no-request-metrics`).
+    flags: Vec<&'static str>,
 }
 
 /// Set when `bench` re-runs itself from an optimised build of xtask.
@@ -119,7 +119,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         buf: http::random_bytes(MIB as usize, 0x5eed),
         repeat: opts.runs,
         runs: 0,
-        fsync: false,
+        flags: Vec::new(),
     };
 
     let load_before = report::loadavg();
@@ -145,14 +145,16 @@ pub fn run(opts: Options) -> Result<(), String> {
         run(&mut b, ONE_8, &|b| b.scenario(ONE_8, 8 * GIB, true, |b, addr| b.upload(addr, 8 * GIB, 8 * GIB)));
     }
     run(&mut b, SPLIT_4, &|b| b.scenario(SPLIT_4, 4 * GIB, true, |b, addr| b.upload(addr, 4 * GIB, 8 * MIB)));
-    let durable = |b: &mut Bench, name: &'static str, len: u64, chunk: u64| {
-        b.fsync = true;
+    let with_flag = |b: &mut Bench, flag: &'static str, name: &'static str, len: u64, chunk: u64| {
+        b.flags = vec![flag];
         let fig = b.scenario(name, len, true, |b, addr| b.upload(addr, len, chunk));
-        b.fsync = false;
+        b.flags.clear();
         fig
     };
-    run(&mut b, FSYNC_1, &|b| durable(b, FSYNC_1, GIB, GIB));
-    run(&mut b, FSYNC_SPLIT_4, &|b| durable(b, FSYNC_SPLIT_4, 4 * GIB, 8 * MIB));
+    run(&mut b, FSYNC_1, &|b| with_flag(b, "--fsync", FSYNC_1, GIB, GIB));
+    run(&mut b, FSYNC_SPLIT_4, &|b| with_flag(b, "--fsync", FSYNC_SPLIT_4, 4 * GIB, 8 * MIB));
+    run(&mut b, QUIET_1, &|b| with_flag(b, "--no-request-metrics", QUIET_1, GIB, GIB));
+    run(&mut b, CROWD, &|b| b.scenario(CROWD, 256 * 16 * MIB, true, |b, addr| b.crowd(addr, 256, 16 * MIB)));
     run(&mut b, FORM_1, &|b| b.scenario(FORM_1, GIB, true, |b, addr| b.form(addr, GIB)));
     run(&mut b, FORM_4, &|b| b.scenario(FORM_4, 4 * GIB, true, |b, addr| b.form(addr, 4 * GIB)));
     run(&mut b, CONCURRENT, &|b| {
@@ -165,13 +167,23 @@ pub fn run(opts: Options) -> Result<(), String> {
     } else {
         Head { error: Some("not run (--only)".into()), ..Head::default() }
     };
+    // The same HEAD load without per-request metrics: what metrics cost.
+    let quiet_head = if wanted("HEAD") {
+        b.flags = vec!["--no-request-metrics"];
+        let quiet = b.head_scenario(8, Duration::from_secs(5));
+        b.flags.clear();
+        println!("without request metrics: {}", quiet.line());
+        Some(quiet)
+    } else {
+        None
+    };
     if opts.only.is_some() {
         println!("--only: docs/benchmarks.md left as it is");
         return Ok(());
     }
 
     let load = (load_before, report::loadavg());
-    let text = report::render(&figures, &head, &opts, load);
+    let text = report::render(&figures, &head, quiet_head.as_ref(), &opts, load);
     println!("\n{text}");
     let doc = root.join("docs/benchmarks.md");
     report::update_doc(&doc, &text)?;
@@ -204,9 +216,7 @@ impl Bench {
             cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data).arg("--policy").arg(&self.policy);
             // Every bench client is 127.0.0.1: let the 32 concurrent uploads in (default 16).
             cmd.env("SLUICE_MAX_UPLOADS_PER_CLIENT", MAX_UPLOADS_PER_CLIENT.to_string());
-            if self.fsync {
-                cmd.arg("--fsync");
-            }
+            cmd.args(&self.flags);
             cmd
         } else {
             let mut cmd = Command::new(&self.baseline);
@@ -363,6 +373,53 @@ impl Bench {
         })
     }
 
+    /// Sluice under a crowd: `n` clients at once, each sending one upload of `len` bytes in
+    /// 1 MiB PATCHes with the default memory budget. Past the budget the server answers 503
+    /// (or 429) before reading; like a real client, each then waits, asks HEAD for the offset
+    /// and goes on.
+    fn crowd(&self, addr: &str, n: usize, len: u64) -> Result<Duration, String> {
+        let barrier = Barrier::new(n + 1);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..n)
+                .map(|_| {
+                    s.spawn(|| -> Result<(), String> {
+                        barrier.wait();
+                        let mut conn = Conn::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+                        let path = create(&mut conn, len)?;
+                        let mut offset = 0;
+                        let mut refusals = 0;
+                        while offset < len {
+                            let n = MIB.min(len - offset);
+                            match patch(&mut conn, &path, offset, n, &self.buf) {
+                                Ok(()) => offset += n,
+                                Err(e) => {
+                                    refusals += 1;
+                                    if refusals > 1000 {
+                                        return Err(format!("gave up after {refusals} refusals: {e}"));
+                                    }
+                                    std::thread::sleep(Duration::from_millis(250));
+                                    conn = Conn::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+                                    offset = head_offset(&mut conn, &path)?;
+                                }
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            barrier.wait();
+            let t = Instant::now();
+            let results: Vec<Result<(), String>> =
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into()))).collect();
+            let took = t.elapsed();
+            let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+            match errors.first() {
+                None => Ok(took),
+                Some(e) => Err(format!("{} of {n} uploads failed, first: {e}", errors.len())),
+            }
+        })
+    }
+
     /// HEAD on one upload from `conns` keep-alive connections for `span`.
     fn head_scenario(&mut self, conns: usize, span: Duration) -> Head {
         let mut head = Head { conns, secs: span.as_secs_f64(), ..Head::default() };
@@ -465,6 +522,16 @@ fn patch(conn: &mut Conn, path: &str, offset: u64, len: u64, buf: &[u8]) -> Resu
         ));
     }
     Ok(())
+}
+
+/// The upload's offset, from `HEAD`.
+fn head_offset(conn: &mut Conn, path: &str) -> Result<u64, String> {
+    let resp = conn
+        .request("HEAD", path, &[("Tus-Resumable", "1.0.0")], Body::Empty)
+        .map_err(|e| format!("HEAD {path}: {e}"))?;
+    resp.header("upload-offset")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("HEAD {path} -> {} without Upload-Offset", resp.summary()))
 }
 
 /// The path of a `Location` that may be absolute (`http://host/files/x`) or a path.

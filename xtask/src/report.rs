@@ -28,6 +28,10 @@ pub const CONCURRENT: &str = "sluice 32 x 64 MiB concurrent";
 pub const FSYNC_1: &str = "sluice 1 GiB, one PATCH, --fsync";
 /// A 4 GiB upload in 8 MiB PATCHes with `--fsync`: one fdatasync per PATCH.
 pub const FSYNC_SPLIT_4: &str = "sluice 4 GiB, 8 MiB PATCHes, --fsync";
+/// A 1 GiB upload in one PATCH with `--no-request-metrics`: what metrics cost.
+pub const QUIET_1: &str = "sluice 1 GiB, one PATCH, --no-request-metrics";
+/// 256 clients at once, 16 MiB each in 1 MiB PATCHes, default memory budget (64 MiB).
+pub const CROWD: &str = "sluice 256 x 16 MiB concurrent, default budget";
 /// A 1 GiB file in one multipart form request (`POST /upload`).
 pub const FORM_1: &str = "sluice 1 GiB, multipart form";
 /// A 4 GiB file in one multipart form request (`POST /upload`).
@@ -150,7 +154,13 @@ fn mib(kib: Option<u64>) -> String {
 
 /// Renders the `## Figures` section (markdown, ending with a newline).
 /// `(before, after)` are the 1-minute load averages around the run.
-pub fn render(figures: &[Figure], head: &Head, opts: &Options, (before, after): (String, String)) -> String {
+pub fn render(
+    figures: &[Figure],
+    head: &Head,
+    quiet_head: Option<&Head>,
+    opts: &Options,
+    (before, after): (String, String),
+) -> String {
     let find = |name: &str| figures.iter().find(|f| f.name == name && f.error.is_none());
     let mut out = String::from("## Figures\n\n");
     out.push_str("<!-- Written by `cargo xtask bench`; rerun it rather than editing by hand. -->\n\n");
@@ -181,12 +191,12 @@ pub fn render(figures: &[Figure], head: &Head, opts: &Options, (before, after): 
     );
     for f in figures {
         let base = match f.name {
-            ONE_1 | FORM_1 | FSYNC_1 => find(BASE_1),
+            ONE_1 | FORM_1 | FSYNC_1 | QUIET_1 => find(BASE_1),
             ONE_4 | SPLIT_4 | FORM_4 | FSYNC_SPLIT_4 => find(BASE_4),
             _ => None,
         };
         let disk = match f.name {
-            BASE_1 | ONE_1 | FORM_1 | FSYNC_1 => find(DISK_1),
+            BASE_1 | ONE_1 | FORM_1 | FSYNC_1 | QUIET_1 => find(DISK_1),
             BASE_4 | ONE_4 | SPLIT_4 | FORM_4 | FSYNC_SPLIT_4 => find(DISK_4),
             ONE_8 => find(DISK_8),
             _ => None,
@@ -263,6 +273,27 @@ pub fn render(figures: &[Figure], head: &Head, opts: &Options, (before, after): 
     if let (Some(a), Some(b)) = (find(FORM_1).and_then(|f| f.peak_rss_kib), find(FORM_4).and_then(|f| f.peak_rss_kib)) {
         let growth = b as i64 - a as i64;
         target("multipart peak RSS growth 1 → 4 GiB: < 1 MiB".into(), format!("{growth:+} KiB"), Some(growth < 1024));
+    }
+    if let Some(k) = find(CROWD).and_then(|f| f.peak_rss_kib) {
+        // The stated bound: budget + 8 MiB base + 256 KiB per open connection (actix's buffers).
+        let limit = (64 + 8 + 256 / 4) * 1024;
+        target(
+            format!("{CROWD}: peak RSS ≤ budget 64 MiB + 8 MiB + 256 KiB × 256 connections = 136 MiB"),
+            mib(Some(k)),
+            Some(k <= limit),
+        );
+    }
+    if let (Some(with), Some(without)) = (find(ONE_1).and_then(Figure::mb_s), find(QUIET_1).and_then(Figure::mb_s)) {
+        let cost = 100.0 * (1.0 - with / without);
+        target("request metrics cost, 1 GiB PATCH: < 2%".into(), format!("{cost:+.1}%"), Some(cost < 2.0));
+    }
+    if let Some(quiet) = quiet_head.filter(|q| q.error.is_none() && head.error.is_none()) {
+        let cost = 100.0 * (1.0 - head.rate() / quiet.rate());
+        target(
+            format!("request metrics cost, HEAD rate ({:.0} vs {:.0} req/s): < 2%", head.rate(), quiet.rate()),
+            format!("{cost:+.1}%"),
+            Some(cost < 2.0),
+        );
     }
     if let Some(k) = find(CONCURRENT).and_then(|f| f.peak_rss_kib) {
         target(format!("{CONCURRENT}: peak RSS ≤ 48 MiB"), mib(Some(k)), Some(k <= 48 * 1024));
@@ -388,7 +419,7 @@ mod tests {
         failed.error = Some("429 | too many".into());
         let head = Head { conns: 8, requests: 1000, secs: 1.0, ..Head::default() };
         let opts = Options { long: false, runs: 3, only: None };
-        let text = render(&[ok, base, failed], &head, &opts, ("0.1".into(), "0.2".into()));
+        let text = render(&[ok, base, failed], &head, None, &opts, ("0.1".into(), "0.2".into()));
         for table in text.split("\n\n").filter(|t| t.starts_with('|')) {
             let columns: Vec<usize> = table.lines().map(|l| l.replace("\\|", "").matches('|').count()).collect();
             assert!(columns.iter().all(|&c| c == columns[0]), "{table}");

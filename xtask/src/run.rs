@@ -10,11 +10,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     build_web_package()?;
     let bin = proc::root().join("target/release/sluice");
     let mut cmd = Command::new(&bin);
-    cmd.arg("serve").args(args);
-    // The upload page and its wasm package, unless the caller chose another directory.
+    cmd.arg("serve");
+    // The upload page and its wasm package, unless the caller chose another directory (first, so
+    // that it stays a flag whatever follows).
     if !args.iter().any(|a| a == "--web-dir" || a.starts_with("--web-dir=")) {
         cmd.arg("--web-dir").arg(proc::root().join("web"));
     }
+    cmd.args(args);
     println!("$ {}", proc::describe(&cmd));
     exec(cmd)
 }

@@ -1,8 +1,9 @@
 //! Admission control: a memory budget for upload buffers and a cap per client.
 //!
 //! Every append holds its storage backend's write buffers for as long as it
-//! streams (`Storage::append_memory`, 512 KiB for the file system). The budget
-//! is a number of such appends; when it is in use, a new append is answered
+//! streams (`Storage::append_memory`, 256 KiB for the file system) plus the
+//! buffers actix keeps for a streaming connection ([`CONNECTION_BUFFERS`]).
+//! The budget is a number of such appends; when it is in use, a new append is answered
 //! `503 server_busy` with `Retry-After` instead of allocating past it. One
 //! client address may hold at most `max_per_client` appends (`429
 //! too_many_uploads`), so one client cannot take the whole budget.
@@ -14,11 +15,18 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// What actix-http holds for one request streaming at full speed, measured
+/// (`cargo xtask bench`, the 256-client scenario): its read buffer (up to
+/// 128 KiB of data, grown by doubling), its 32 KiB payload queue, and the chunk
+/// being written. Not configurable in actix-http 3, so it is charged here.
+pub const CONNECTION_BUFFERS: u64 = 384 << 10;
+
 /// Seconds a refused client is told to wait.
 pub const RETRY_AFTER_SECS: u32 = 1;
 
 /// The budget and the per-client counts.
 pub struct Admission {
+    budget_bytes: u64,
     budget: Arc<Semaphore>,
     slots: u32,
     bytes_per_slot: u64,
@@ -35,12 +43,14 @@ pub struct Permit {
 
 impl Admission {
     /// A budget of `budget_bytes` for appends that each hold `bytes_per_append`
-    /// (at least one append always fits), and `max_per_client` per address.
+    /// of storage buffers plus [`CONNECTION_BUFFERS`] (at least one append
+    /// always fits), and `max_per_client` per address.
     pub fn new(budget_bytes: u64, bytes_per_append: u64, max_per_client: u32) -> Admission {
-        let bytes_per_slot = bytes_per_append.max(1);
+        let bytes_per_slot = bytes_per_append + CONNECTION_BUFFERS;
         let slots =
             u32::try_from(budget_bytes / bytes_per_slot).unwrap_or(u32::MAX).clamp(1, Semaphore::MAX_PERMITS as u32);
         Admission {
+            budget_bytes: budget_bytes.max(bytes_per_slot),
             budget: Arc::new(Semaphore::new(slots as usize)),
             slots,
             bytes_per_slot,
@@ -84,9 +94,9 @@ impl Admission {
         self.in_flight() * self.bytes_per_slot
     }
 
-    /// The whole budget in bytes.
+    /// The whole budget in bytes, as configured (at least one append).
     pub fn budget_bytes(&self) -> u64 {
-        u64::from(self.slots) * self.bytes_per_slot
+        self.budget_bytes
     }
 
     /// Whether no append could be admitted now.
@@ -114,7 +124,7 @@ mod tests {
 
     #[test]
     fn the_budget_admits_exactly_its_size() {
-        let admission = Admission::new(4 << 20, 1 << 20, 100);
+        let admission = Admission::new(4 << 20, (1 << 20) - CONNECTION_BUFFERS, 100);
         let held: Vec<_> = (0..4).map(|_| admission.admit(None).unwrap()).collect();
         assert_eq!(admission.bytes_in_use(), 4 << 20);
         let refused = admission.admit(None).err().unwrap();

@@ -110,6 +110,15 @@ pub struct ServeArgs {
     #[arg(long, env = "SLUICE_FSYNC")]
     pub fsync: bool,
 
+    /// Do not count and time each request for /metrics (upload counters, memory and rejections stay).
+    #[arg(long, env = "SLUICE_NO_REQUEST_METRICS")]
+    pub no_request_metrics: bool,
+
+    /// Open connections each worker thread accepts. Each connection sending a body costs up to ~256 KiB of
+    /// actix buffers, so with --memory-budget this bounds the process's memory.
+    #[arg(long, env = "SLUICE_MAX_CONNECTIONS", default_value_t = 256)]
+    pub max_connections: usize,
+
     /// Time a client has to send a request's headers.
     #[arg(long, env = "SLUICE_HEADER_TIMEOUT", default_value = "10s", value_parser = units::parse_span)]
     pub header_timeout: Duration,
@@ -181,6 +190,7 @@ impl ServeArgs {
             expiry_interval: self.expiry_interval,
             log_format: self.log_format,
             header_timeout: self.header_timeout,
+            max_connections: self.max_connections,
             fsync: self.fsync,
             shutdown_grace: self.shutdown_grace,
             settings: Settings {
@@ -193,6 +203,7 @@ impl ServeArgs {
                 disk_reserve: self.disk_reserve,
                 web_dir: self.web_dir,
                 secret,
+                request_metrics: !self.no_request_metrics,
                 auth: self.auth_secret.as_deref().map(AuthKey::new).transpose()?,
                 hooks: Hooks {
                     pre_create: self.hook_pre_create,

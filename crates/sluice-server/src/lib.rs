@@ -82,6 +82,8 @@ pub struct Settings {
     pub auth: Option<auth::AuthKey>,
     /// The application's webhooks.
     pub hooks: hooks::Hooks,
+    /// Whether requests are counted and timed for `/metrics` (upload counters always are).
+    pub request_metrics: bool,
 }
 
 impl Default for Settings {
@@ -98,6 +100,7 @@ impl Default for Settings {
             secret: secret::Secret::random().unwrap_or_else(|_| secret::Secret::from_bytes([7; 32])),
             auth: None,
             hooks: hooks::Hooks { timeout: Duration::from_secs(5), ..Default::default() },
+            request_metrics: true,
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::metrics::{RequestLabels, RouteLabel};
 use crate::AppState;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{ConnectionType, Method};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 use sluice_core::Reason;
@@ -30,7 +31,14 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let response = next.call(req).await?;
+    let mut response = next.call(req).await?;
+    // A refused request with a body may leave most of it unread: close the
+    // connection rather than let actix drain it through its buffers.
+    if response.status().as_u16() >= 400
+        && matches!(*response.request().method(), Method::POST | Method::PATCH | Method::PUT)
+    {
+        response.response_mut().head_mut().set_connection_type(ConnectionType::Close);
+    }
     let elapsed = started.elapsed();
     let request = response.request();
     let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_string());
@@ -48,7 +56,7 @@ pub async fn observe(
         micros = elapsed.as_micros() as u64,
         "request"
     );
-    if let Some(state) = state {
+    if let Some(state) = state.filter(|s| s.settings.request_metrics) {
         let metrics = &state.metrics;
         if let Some(reason) = reason {
             metrics.reject(reason);

@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// Time a client has to send a request's headers.
     pub header_timeout: Duration,
+    /// Open connections per worker.
+    pub max_connections: usize,
     /// Flush acknowledged bytes to stable storage.
     pub fsync: bool,
     /// Grace period for in-flight requests on shutdown.
@@ -64,6 +66,7 @@ pub async fn run(config: ServerConfig) -> io::Result<()> {
     let app_state = state.clone();
     let mut server = HttpServer::new(move || App::new().configure(configure(app_state.clone())))
         .client_request_timeout(config.header_timeout)
+        .max_connections(config.max_connections)
         // Our own signal handling ends bodies after the grace period; actix
         // then gets a little longer to flush and answer them.
         .disable_signals()

@@ -48,8 +48,8 @@ fn in_flight(server: &Server) -> f64 {
 #[test]
 fn past_the_memory_budget_new_uploads_get_503_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
-    // 512 KiB = the buffers of exactly one streaming upload.
-    let server = Server::start_with(dir.path(), None, &["--memory-budget", "512 KiB"]);
+    // 640 KiB = exactly one streaming upload: 256 KiB of write buffers + 384 KiB of actix buffers.
+    let server = Server::start_with(dir.path(), None, &["--memory-budget", "640 KiB"]);
     let file = data(4000, 1);
     let (a, b) = (server.create(4000), server.create(4000));
     let mut holder = stall(&server, &a, &file, 1000);

@@ -34,17 +34,36 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::task::{spawn_blocking, JoinHandle};
 
 /// Size of each of an append's two write buffers, and of download reads.
-pub const BLOCK: usize = 256 * 1024;
+pub const BLOCK: usize = 128 * 1024;
 
 /// Local file system storage rooted at a data directory.
 #[derive(Debug)]
 pub struct FsStorage {
     dir: PathBuf,
     durable: bool,
+    buffers: Arc<BufferPool>,
+}
+
+/// Write buffers, reused: appends take two and give them back, so buffer
+/// memory is exactly what admission allows and the heap does not churn.
+#[derive(Debug, Default)]
+struct BufferPool(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl BufferPool {
+    fn take(&self) -> Vec<u8> {
+        let reused = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        reused.unwrap_or_else(|| Vec::with_capacity(BLOCK))
+    }
+
+    fn give(&self, mut buffer: Vec<u8>) {
+        buffer.clear();
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(buffer);
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -67,7 +86,7 @@ impl FsStorage {
     pub fn open(data_dir: impl AsRef<Path>) -> io::Result<FsStorage> {
         let dir = data_dir.as_ref().join("uploads");
         fs::create_dir_all(&dir)?;
-        let storage = FsStorage { dir, durable: false };
+        let storage = FsStorage { dir, durable: false, buffers: Arc::default() };
         storage.recover()?;
         Ok(storage)
     }
@@ -231,7 +250,7 @@ impl Storage for FsStorage {
         if mode == AppendMode::AllOrNothing {
             fs::write(&pending, offset.to_string())?;
         }
-        let mut writer = BlockWriter::new(file);
+        let mut writer = BlockWriter::new(file, self.buffers.clone());
         let mut stopped = false;
         let mut failure = None;
         while let Some(item) = body.next().await {
@@ -373,11 +392,12 @@ struct BlockWriter {
     filling: Vec<u8>,
     spare: Option<Vec<u8>>,
     in_flight: Option<BlockWrite>,
+    pool: Arc<BufferPool>,
 }
 
 impl BlockWriter {
-    fn new(file: File) -> BlockWriter {
-        BlockWriter { file: Some(file), filling: Vec::with_capacity(BLOCK), spare: None, in_flight: None }
+    fn new(file: File, pool: Arc<BufferPool>) -> BlockWriter {
+        BlockWriter { file: Some(file), filling: pool.take(), spare: None, in_flight: None, pool }
     }
 
     async fn push(&mut self, mut data: &[u8]) -> io::Result<()> {
@@ -403,7 +423,7 @@ impl BlockWriter {
 
     async fn submit(&mut self) -> io::Result<()> {
         self.wait().await?;
-        let next = self.spare.take().unwrap_or_else(|| Vec::with_capacity(BLOCK));
+        let next = self.spare.take().unwrap_or_else(|| self.pool.take());
         let block = std::mem::replace(&mut self.filling, next);
         let mut file = self.file.take().ok_or_else(|| io::Error::other("block writer lost its file"))?;
         self.in_flight = Some(spawn_blocking(move || {
@@ -415,10 +435,20 @@ impl BlockWriter {
 
     /// Writes what is buffered and waits for every write to land.
     async fn finish(mut self) -> io::Result<File> {
+        // (Drop gives the buffers back to the pool.)
         if !self.filling.is_empty() {
             self.submit().await?;
         }
         self.wait().await?;
         self.file.take().ok_or_else(|| io::Error::other("block writer lost its file"))
+    }
+}
+
+impl Drop for BlockWriter {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.filling));
+        if let Some(spare) = self.spare.take() {
+            self.pool.give(spare);
+        }
     }
 }
