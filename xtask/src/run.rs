@@ -6,6 +6,8 @@ use std::process::Command;
 
 /// Builds, then execs the server with `args` passed through.
 pub fn run(args: &[String]) -> Result<(), String> {
+    // `cargo xtask run -- --listen ...`: the separator is for us, not for the server.
+    let args = args.strip_prefix(&["--".to_string()]).unwrap_or(args);
     crate::test::build_release_server()?;
     build_web_package()?;
     let bin = proc::root().join("target/release/sluice");

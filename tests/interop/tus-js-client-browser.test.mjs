@@ -1,0 +1,100 @@
+// tus-js-client (its browser build, dist/tus.min.js) in real Chromium, on a page of another
+// origin, uploading to the real server: chunked upload interrupted, page reloaded, the same file
+// chosen again resumes from the server's offset via tus-js-client's localStorage fingerprint; and
+// creation-with-upload with X-HTTP-Method-Override.
+
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { rm } from 'node:fs/promises'
+import { MiB, randomFile, scratchDir, sha256Body, startServer } from './helpers.mjs'
+import { launchChromium, nodeModule, recordRequests, servePage } from './browser.mjs'
+
+let server
+let browser
+let dir
+let site
+
+before(async () => {
+  server = await startServer()
+  browser = await launchChromium()
+  dir = await scratchDir()
+  site = await servePage({ '/client.js': nodeModule('tus-js-client/dist/tus.min.js') + UPLOAD })
+})
+
+after(async () => {
+  await browser?.close()
+  await site?.close()
+  await server?.stop()
+  if (dir) await rm(dir, { recursive: true, force: true })
+})
+
+// Runs in the page: uploads the chosen file with tus-js-client, resuming a previous upload of it
+// if tus-js-client remembers one; `stopAt` aborts once the server has acknowledged that many bytes.
+const UPLOAD = `
+window.upload = (endpoint, options, stopAt) => new Promise((resolve, reject) => {
+  const file = document.getElementById('file').files[0]
+  const up = new tus.Upload(file, {
+    endpoint, retryDelays: [0, 500, 1000], ...options,
+    metadata: { filename: file.name, filetype: file.type || 'application/octet-stream' },
+    onChunkComplete(_size, accepted) {
+      if (stopAt && accepted >= stopAt) up.abort().then(() => resolve({ url: up.url, stoppedAt: accepted }))
+    },
+    onSuccess() { resolve({ url: up.url }) },
+    onError(err) { reject(new Error(String(err))) },
+  })
+  up.findPreviousUploads().then((previous) => {
+    if (previous.length) up.resumeFromPreviousUpload(previous[0])
+    up.start()
+  })
+})`
+
+async function openClientPage() {
+  const context = await browser.newContext()
+  const page = await context.newPage()
+  page.on('pageerror', (e) => console.error('page error:', e))
+  await page.goto(`${site.origin}/`)
+  return { context, page }
+}
+
+test('tus-js-client in Chromium: chunked upload, reload, resume from the server offset', async () => {
+  const file = await randomFile(dir, 'tus-js-browser.bin', 14 * MiB + 777)
+  const { context, page } = await openClientPage()
+  try {
+    const seen = recordRequests(page, server.origin)
+    await page.setInputFiles('#file', file.path)
+    const first = await page.evaluate(([e]) => window.upload(e, { chunkSize: 2 * 1024 * 1024 }, 6 * 1024 * 1024), [server.endpoint])
+    assert.ok(first.url?.startsWith(server.endpoint), JSON.stringify(first))
+    assert.equal(seen.filter((r) => r.method === 'POST').length, 1)
+    const head = await fetch(first.url, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } })
+    const offset = Number(head.headers.get('upload-offset'))
+    assert.ok(offset >= 6 * MiB && offset < file.size, `server offset ${offset}`)
+
+    // A new page load: only localStorage remembers the upload.
+    await page.reload()
+    seen.length = 0
+    await page.setInputFiles('#file', file.path)
+    const second = await page.evaluate(([e]) => window.upload(e, { chunkSize: 2 * 1024 * 1024 }), [server.endpoint])
+    assert.equal(second.url, first.url)
+    assert.equal(seen.filter((r) => r.method === 'POST').length, 0, 'a new upload was created')
+    assert.equal(seen.find((r) => r.method === 'PATCH')?.headers['upload-offset'], String(offset))
+    assert.deepEqual(await sha256Body(await fetch(second.url)), { sha256: file.sha256, size: file.size })
+  } finally {
+    await context.close()
+  }
+})
+
+test('tus-js-client in Chromium: creation-with-upload and X-HTTP-Method-Override', async () => {
+  const file = await randomFile(dir, 'tus-js-override.bin', 3 * MiB + 5)
+  const { context, page } = await openClientPage()
+  try {
+    const seen = recordRequests(page, server.origin)
+    await page.setInputFiles('#file', file.path)
+    const done = await page.evaluate(([e]) => window.upload(e, { uploadDataDuringCreation: true, overridePatchMethod: true }), [server.endpoint])
+    assert.ok(done.url?.startsWith(server.endpoint))
+    const posts = seen.filter((r) => r.method === 'POST')
+    assert.ok(posts.length >= 1 && seen.every((r) => r.method !== 'PATCH'), seen.map((r) => r.method).join(','))
+    assert.deepEqual(await sha256Body(await fetch(done.url)), { sha256: file.sha256, size: file.size })
+  } finally {
+    await context.close()
+  }
+})
