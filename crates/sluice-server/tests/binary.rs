@@ -104,15 +104,17 @@ fn a_body_cut_short_keeps_what_arrived() {
     stream.write_all(&file[..123_456]).unwrap();
     stream.shutdown(std::net::Shutdown::Both).unwrap();
     drop(stream);
-    let mut offset = 0;
-    for _ in 0..200 {
-        offset = server.offset(&up);
-        if offset == 123_456 {
+    // Wait for the server to see the cut and end that PATCH; a HEAD sooner would
+    // preempt it and keep only what it had read so far (a resend, not a loss).
+    for waited in 0.. {
+        let metrics = server.request("GET", "/metrics", &[], b"").body;
+        if metrics.lines().any(|l| l == "sluice_uploads_in_flight 0") && metrics.contains("sluice_received_bytes_total 123456") {
             break;
         }
+        assert!(waited < 1000, "the cut PATCH never ended");
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(offset, 123_456);
+    assert_eq!(server.offset(&up), 123_456);
     assert_eq!(stored(dir.path(), &up), &file[..123_456]);
 }
 
