@@ -142,6 +142,7 @@ pub fn describe_pattern(pattern: &str) -> String {
         ("application/json", "JSON files"),
         ("application/zip", "ZIP archives"),
         ("video/mp4", "MP4 videos"),
+        ("application/octet-stream", "unrecognised binary files"),
     ];
     let pattern = pattern.trim();
     KNOWN
