@@ -32,8 +32,10 @@ export function ensureWebPackage() {
  * again reuse the same port and data dir, like a crashed and restarted server.
  */
 export class Server {
-  static async create(policy) {
+  /** `web`: the directory served at `/` (the upload page by default). */
+  static async create(policy, { web = webDir } = {}) {
     const s = new Server()
+    s.web = web
     s.dir = await mkdtemp(join(tmpdir(), 'sluice-e2e-'))
     s.dataDir = join(s.dir, 'data')
     s.policyFile = join(s.dir, 'policy.toml')
@@ -46,7 +48,7 @@ export class Server {
 
   async start() {
     const args = ['serve', '--listen', this.listen, '--data-dir', this.dataDir, '--policy', this.policyFile,
-      '--web-dir', webDir]
+      '--web-dir', this.web]
     // The port may still be held for a moment after a kill: retry.
     for (let attempt = 0; ; attempt++) {
       try {
