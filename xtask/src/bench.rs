@@ -347,29 +347,10 @@ impl Bench {
 
     /// Sluice: `n` threads, each creating and sending one upload of `len` bytes in one PATCH.
     fn concurrent(&self, addr: &str, n: usize, len: u64) -> Result<Duration, String> {
-        let barrier = Barrier::new(n + 1);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..n)
-                .map(|_| {
-                    s.spawn(|| {
-                        let conn = Conn::connect(addr).map_err(|e| format!("connect {addr}: {e}"));
-                        barrier.wait();
-                        let mut conn = conn?;
-                        let path = create(&mut conn, len)?;
-                        patch(&mut conn, &path, 0, len, &self.buf)
-                    })
-                })
-                .collect();
-            barrier.wait();
-            let t = Instant::now();
-            let results: Vec<Result<(), String>> =
-                handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into()))).collect();
-            let took = t.elapsed();
-            let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
-            match errors.first() {
-                None => Ok(took),
-                Some(e) => Err(format!("{} of {n} uploads failed, first: {e}", errors.len())),
-            }
+        at_once(n, || {
+            let mut conn = Conn::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+            let path = create(&mut conn, len)?;
+            patch(&mut conn, &path, 0, len, &self.buf)
         })
     }
 
@@ -378,45 +359,27 @@ impl Bench {
     /// (or 429) before reading; like a real client, each then waits, asks HEAD for the offset
     /// and goes on.
     fn crowd(&self, addr: &str, n: usize, len: u64) -> Result<Duration, String> {
-        let barrier = Barrier::new(n + 1);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..n)
-                .map(|_| {
-                    s.spawn(|| -> Result<(), String> {
-                        barrier.wait();
-                        let mut conn = Conn::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
-                        let path = create(&mut conn, len)?;
-                        let mut offset = 0;
-                        let mut refusals = 0;
-                        while offset < len {
-                            let n = MIB.min(len - offset);
-                            match patch(&mut conn, &path, offset, n, &self.buf) {
-                                Ok(()) => offset += n,
-                                Err(e) => {
-                                    refusals += 1;
-                                    if refusals > 1000 {
-                                        return Err(format!("gave up after {refusals} refusals: {e}"));
-                                    }
-                                    std::thread::sleep(Duration::from_millis(250));
-                                    conn = Conn::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
-                                    offset = head_offset(&mut conn, &path)?;
-                                }
-                            }
+        at_once(n, || {
+            let mut conn = Conn::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+            let path = create(&mut conn, len)?;
+            let mut offset = 0;
+            let mut refusals = 0;
+            while offset < len {
+                let n = MIB.min(len - offset);
+                match patch(&mut conn, &path, offset, n, &self.buf) {
+                    Ok(()) => offset += n,
+                    Err(e) => {
+                        refusals += 1;
+                        if refusals > 1000 {
+                            return Err(format!("gave up after {refusals} refusals: {e}"));
                         }
-                        Ok(())
-                    })
-                })
-                .collect();
-            barrier.wait();
-            let t = Instant::now();
-            let results: Vec<Result<(), String>> =
-                handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into()))).collect();
-            let took = t.elapsed();
-            let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
-            match errors.first() {
-                None => Ok(took),
-                Some(e) => Err(format!("{} of {n} uploads failed, first: {e}", errors.len())),
+                        std::thread::sleep(Duration::from_millis(250));
+                        conn = Conn::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+                        offset = head_offset(&mut conn, &path)?;
+                    }
+                }
             }
+            Ok(())
         })
     }
 
@@ -522,6 +485,31 @@ fn patch(conn: &mut Conn, path: &str, offset: u64, len: u64, buf: &[u8]) -> Resu
         ));
     }
     Ok(())
+}
+
+/// Runs `client` on `n` threads released at the same moment; the time until all are done.
+fn at_once(n: usize, client: impl Fn() -> Result<(), String> + Sync) -> Result<Duration, String> {
+    let barrier = Barrier::new(n + 1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    client()
+                })
+            })
+            .collect();
+        barrier.wait();
+        let t = Instant::now();
+        let results: Vec<Result<(), String>> =
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into()))).collect();
+        let took = t.elapsed();
+        let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+        match errors.first() {
+            None => Ok(took),
+            Some(e) => Err(format!("{} of {n} uploads failed, first: {e}", errors.len())),
+        }
+    })
 }
 
 /// The upload's offset, from `HEAD`.

@@ -17,11 +17,8 @@ pub async fn handle(
     headers::require_tus(&req)?;
     let id = upload::parse_id(&path)?;
     let _guard = upload::lock(&state, &id).await?;
-    // Expired or another caller's uploads are refused before anything is deleted.
-    let info = state.storage.info(&id).await?;
-    if !caller.may_see(info.owner.as_deref()) {
-        return Err(crate::storage::StorageError::NotFound.into());
-    }
+    // Another caller's (404) or expired (410) uploads are refused before anything is deleted.
+    upload::live_info(&state, &id, &caller).await?;
     state.storage.terminate(&id).await?;
     state.metrics.terminated.inc();
     tracing::info!(upload = %id, "upload terminated");
