@@ -90,7 +90,7 @@ pub struct ServeArgs {
     #[arg(long, env = "SLUICE_EXPIRY_INTERVAL", default_value = "60s", value_parser = units::parse_span)]
     pub expiry_interval: Duration,
 
-    /// Memory for upload buffers (each streaming upload holds 512 KiB); past it, new uploads get 503 + Retry-After.
+    /// Memory for streaming uploads (each holds ~640 KiB: write buffers plus actix buffers); past it, new uploads get 503 + Retry-After.
     #[arg(long, env = "SLUICE_MEMORY_BUDGET", default_value = "64 MiB", value_parser = units::parse_size)]
     pub memory_budget: u64,
 
