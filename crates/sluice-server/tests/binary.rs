@@ -108,7 +108,9 @@ fn a_body_cut_short_keeps_what_arrived() {
     // preempt it and keep only what it had read so far (a resend, not a loss).
     for waited in 0.. {
         let metrics = server.request("GET", "/metrics", &[], b"").body;
-        if metrics.lines().any(|l| l == "sluice_uploads_in_flight 0") && metrics.contains("sluice_received_bytes_total 123456") {
+        if metrics.lines().any(|l| l == "sluice_uploads_in_flight 0")
+            && metrics.contains("sluice_received_bytes_total 123456")
+        {
             break;
         }
         assert!(waited < 1000, "the cut PATCH never ended");
