@@ -49,7 +49,7 @@ const TYPE_WORDS = {
   'application/pdf': 'PDF documents', 'image/png': 'PNG images', 'image/jpeg': 'JPEG images',
   'image/gif': 'GIF images', 'image/webp': 'WebP images', 'text/plain': 'plain text files',
   'text/csv': 'CSV files', 'application/json': 'JSON files', 'application/zip': 'ZIP archives',
-  'video/mp4': 'MP4 videos',
+  'video/mp4': 'MP4 videos', 'application/octet-stream': 'unrecognised binary files',
 }
 const typeWords = (p) => TYPE_WORDS[p.trim().toLowerCase()] || `${p} files`
 

@@ -144,7 +144,7 @@ test('refused files show why and the server receives no request for them', async
     // The policy is shown in plain words, from GET /policy.
     const policyText = await page.locator('#policy-list').innerText()
     assert.match(policyText, /Up to 3\.0 GiB per file/)
-    assert.match(policyText, /Only PDF documents, plain text files or application\/octet-stream files/)
+    assert.match(policyText, /Only PDF documents, plain text files or unrecognised binary files/)
     assert.match(policyText, /\.pdf, \.txt or \.bin/)
 
     const huge = join(dir, 'huge.bin')
@@ -162,7 +162,7 @@ test('refused files show why and the server receives no request for them', async
     for (const name of ['photo.pdf', 'setup.exe', 'empty.txt', 'huge.bin']) await waitState(page, name, 'refused', 15_000)
 
     assert.equal(await verdictOf(page, 'photo.pdf'),
-      'This file is a PNG image; only PDF documents, plain text files or application/octet-stream files are accepted.')
+      'This file is a PNG image; only PDF documents, plain text files or unrecognised binary files are accepted.')
     assert.match(await verdictOf(page, 'setup.exe'), /^Files ending in \.exe are not accepted; accepted: \.pdf, \.txt, \.bin\.$/)
     assert.match(await verdictOf(page, 'empty.txt'), /files must be at least 1 B/)
     assert.match(await verdictOf(page, 'huge.bin'), /^This file is 4\.0 GiB; the limit is 3\.0 GiB\.$/)
