@@ -157,6 +157,9 @@ impl TryFrom<PolicyFile> for Policy {
     }
 }
 
+/// Longest `upload_expiry` accepted: 100 years (file times plus it must not overflow).
+const MAX_EXPIRY: Duration = Duration::from_secs(100 * 365 * 24 * 3600 + 25 * 24 * 3600);
+
 /// Largest length tus headers may carry: JavaScript clients handle integers up to 2^53 exactly.
 pub const MAX_LENGTH: u64 = (1 << 53) - 1;
 
@@ -198,6 +201,15 @@ impl Policy {
         }
         if self.upload_expiry.is_zero() {
             return Err(invalid("upload_expiry must be longer than zero"));
+        }
+        // Served (and so read back by the browser) in whole seconds: a
+        // fraction would make the two ends disagree ("500ms" would serve as 0).
+        if self.upload_expiry.subsec_nanos() != 0 {
+            return Err(invalid("upload_expiry must be a whole number of seconds"));
+        }
+        // File times plus the expiry must stay representable.
+        if self.upload_expiry > MAX_EXPIRY {
+            return Err(invalid("upload_expiry must be at most 100 years"));
         }
         if self.checksum == ChecksumMode::Required && self.checksum_algorithms.is_empty() {
             return Err(invalid("checksum = \"required\" needs at least one checksum algorithm"));
@@ -287,6 +299,25 @@ mod tests {
         assert!(json.contains("\"upload_expiry\":5400"), "{json}");
         assert!(json.contains("\"max_file_size\":1073741824"), "{json}");
         assert_eq!(Policy::from_json(&json).unwrap(), p);
+    }
+
+    #[test]
+    fn sub_second_and_huge_expiries_are_refused_not_served_wrong() {
+        // Found writing the policy round-trip fuzz target: "500ms" loaded, was served as
+        // 0 seconds, and that JSON no longer parsed; an expiry near u64::MAX seconds
+        // made `modified_at + upload_expiry` overflow (a panic) in the server.
+        for bad in ["upload_expiry = \"500ms\"", "upload_expiry = \"1s 500ms\"", "upload_expiry = 18446744073709551615"]
+        {
+            let err = Policy::from_toml(bad).expect_err(bad);
+            assert_eq!(err.reason, Reason::InvalidPolicy, "{bad}: {err}");
+        }
+        assert_eq!(
+            Policy::from_json("{\"upload_expiry\": 18446744073709551615}").unwrap_err().reason,
+            Reason::InvalidPolicy
+        );
+        let p = Policy::from_toml("upload_expiry = \"100years\"").unwrap();
+        assert_eq!(Policy::from_json(&p.to_json()).unwrap(), p);
+        assert!(std::time::SystemTime::now().checked_add(p.upload_expiry).is_some());
     }
 
     #[test]
