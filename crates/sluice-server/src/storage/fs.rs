@@ -119,12 +119,21 @@ impl FsStorage {
             }
             let Some(id) = UploadId::parse(stem) else { continue };
             if ext == "pending" {
-                let offset: u64 = fs::read_to_string(&path)?.trim().parse().map_err(io::Error::other)?;
-                if let Ok(file) = OpenOptions::new().write(true).open(self.path(&id, "bin")) {
-                    file.set_len(offset)?;
+                // The marker is written (atomically) before the append's first byte,
+                // so one that cannot be read means no byte of that append was written.
+                match fs::read_to_string(&path).ok().and_then(|t| t.trim().parse::<u64>().ok()) {
+                    Some(offset) => {
+                        if let Ok(file) = OpenOptions::new().write(true).open(self.path(&id, "bin")) {
+                            // Only ever shrink: never pad with zeros bytes that never arrived.
+                            if file.metadata()?.len() > offset {
+                                file.set_len(offset)?;
+                            }
+                        }
+                        tracing::warn!(upload = %id, offset, "rolled back an all-or-nothing append cut by a crash");
+                    }
+                    None => tracing::warn!(upload = %id, "removed an unreadable rollback marker"),
                 }
                 fs::remove_file(&path)?;
-                tracing::warn!(upload = %id, offset, "rolled back an all-or-nothing append cut by a crash");
             } else if ext == "bin" && !self.path(&id, "json").exists() {
                 fs::remove_file(&path)?; // created but never recorded: no client knows this id
             }
@@ -147,16 +156,20 @@ impl FsStorage {
     }
 
     fn write_record(&self, id: &UploadId, record: &Record) -> Result<()> {
-        let tmp = self.path(id, "json.tmp");
         let bytes = serde_json::to_vec(record).map_err(io::Error::other)?;
+        Ok(self.write_atomically(&self.path(id, "json"), &bytes)?)
+    }
+
+    /// Writes a small file so that it is either whole or absent after a crash
+    /// (temporary file + rename), and durable first when `--fsync` is on.
+    fn write_atomically(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or_default()));
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
         if self.durable {
-            let mut file = File::create(&tmp)?;
-            file.write_all(&bytes)?;
             file.sync_all()?;
-        } else {
-            fs::write(&tmp, bytes)?;
         }
-        fs::rename(tmp, self.path(id, "json"))?;
+        fs::rename(tmp, path)?;
         if self.durable {
             File::open(&self.dir)?.sync_all()?; // the rename itself
         }
@@ -248,7 +261,7 @@ impl Storage for FsStorage {
         }
         let pending = self.path(id, "pending");
         if mode == AppendMode::AllOrNothing {
-            fs::write(&pending, offset.to_string())?;
+            self.write_atomically(&pending, offset.to_string().as_bytes())?;
         }
         let mut writer = BlockWriter::new(file, self.buffers.clone());
         let mut stopped = false;
