@@ -55,6 +55,17 @@ pub fn run(opts: Options) -> Result<(), String> {
         // HOOK(sluice-browser): the browser suite lives in browser.rs.
         steps.push(("browser", Box::new(crate::browser::test)));
     }
+    let fuzz_seconds = if opts.long { "120" } else { "10" };
+    steps.push((
+        "fuzz smoke",
+        Box::new(move || {
+            // Builds every target and runs each briefly on the seed corpus (installs nightly and
+            // cargo-fuzz when missing); `--long` runs each for two minutes.
+            let mut cmd = command("bash");
+            cmd.arg("fuzz/smoke.sh").env("FUZZ_SECONDS", fuzz_seconds);
+            proc::run(&mut cmd)
+        }),
+    ));
 
     let started = Instant::now();
     let mut times: Vec<(&str, Duration, bool)> = Vec::new();
