@@ -33,9 +33,10 @@ export function ensureWebPackage() {
  */
 export class Server {
   /** `web`: the directory served at `/` (the upload page by default). */
-  static async create(policy, { web = webDir } = {}) {
+  static async create(policy, { web = webDir, args = [] } = {}) {
     const s = new Server()
     s.web = web
+    s.extraArgs = args
     s.dir = await mkdtemp(join(tmpdir(), 'sluice-e2e-'))
     s.dataDir = join(s.dir, 'data')
     s.policyFile = join(s.dir, 'policy.toml')
@@ -48,7 +49,7 @@ export class Server {
 
   async start() {
     const args = ['serve', '--listen', this.listen, '--data-dir', this.dataDir, '--policy', this.policyFile,
-      '--web-dir', this.web]
+      '--web-dir', this.web, ...this.extraArgs]
     // The port may still be held for a moment after a kill: retry.
     for (let attempt = 0; ; attempt++) {
       try {
