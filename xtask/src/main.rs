@@ -11,7 +11,7 @@
 //! Every subcommand returns `Result<(), String>`; `main` prints the error and exits with 1.
 
 mod bench;
-// HOOK(sluice-browser): `browser.rs` is owned by the browser helper; it runs the browser suite.
+// `browser.rs` runs the browser module's suite (`cargo xtask test-browser`).
 mod browser;
 mod http;
 mod proc;

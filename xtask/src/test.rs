@@ -52,7 +52,7 @@ pub fn run(opts: Options) -> Result<(), String> {
     steps.push(("interop (node)", Box::new(interop)));
     steps.push(("e2e (Chromium)", Box::new(e2e)));
     if proc::root().join("crates/sluice-browser").exists() {
-        // HOOK(sluice-browser): the browser suite lives in browser.rs.
+        // The browser module's suite (wasm tests in Chromium against real servers): browser.rs.
         steps.push(("browser", Box::new(crate::browser::test)));
     }
     let fuzz_seconds = if opts.long { "120" } else { "10" };
