@@ -150,6 +150,16 @@ impl Chunk {
     }
 }
 
+/// Longest Flow.js parameter sent as a form field (identifiers, names).
+const MAX_PARAM_LEN: u64 = 4096;
+
+/// The query string's parameters (Flow.js sends them there for test chunks and raw bodies).
+fn query_params(req: &HttpRequest) -> Result<HashMap<String, String>> {
+    web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| bad(format!("Bad query string: {e}.")))
+}
+
 fn bad(message: String) -> Error {
     Error::new(Reason::InvalidHeader, message)
 }
@@ -220,9 +230,7 @@ async fn is_complete(state: &AppState, id: &UploadId) -> Result<bool> {
 
 /// `GET /flow`: does the server have this chunk? `200` yes, `204` no.
 pub async fn test_chunk(req: HttpRequest, caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse> {
-    let params = web::Query::<HashMap<String, String>>::from_query(req.query_string())
-        .map_err(|e| bad(format!("Bad query string: {e}.")))?
-        .into_inner();
+    let params = query_params(&req)?;
     let chunk = Chunk::from_params(&params, &caller.policy(&state.policy))?;
     let ids = Ids::new(&state, &req, &caller, &chunk);
     let have = is_complete(&state, &ids.file()).await? || is_complete(&state, &ids.chunk(chunk.number)).await?;
@@ -237,9 +245,7 @@ pub async fn upload_chunk(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
     let policy = caller.policy(&state.policy);
-    let mut params = web::Query::<HashMap<String, String>>::from_query(req.query_string())
-        .map_err(|e| bad(format!("Bad query string: {e}.")))?
-        .into_inner();
+    let mut params = query_params(&req)?;
     let _permit = state.admission.admit(req.peer_addr().map(|a| a.ip()))?;
     let is_form = req
         .headers()
@@ -253,7 +259,7 @@ pub async fn upload_chunk(
     let mut multipart = Multipart::new(req.headers(), payload);
     let mut fields = 0u32;
     while let Some(part) = multipart.next().await {
-        let mut field = part.map_err(crate::form::multipart_error)?;
+        let field = part.map_err(crate::form::multipart_error)?;
         let is_file = field.content_disposition().and_then(|cd| cd.get_filename()).is_some();
         if is_file {
             let chunk = Chunk::from_params(&params, &policy)?;
@@ -264,15 +270,7 @@ pub async fn upload_chunk(
             return Err(Error::new(Reason::TooManyFields, "Too many fields before the chunk."));
         }
         let name = field.name().unwrap_or_default().to_owned();
-        let mut value = Vec::new();
-        while let Some(bytes) = field.next().await {
-            let bytes = bytes.map_err(crate::form::multipart_error)?;
-            if value.len() + bytes.len() > 4096 {
-                return Err(Error::new(Reason::FieldTooLarge, format!("The {name} field is longer than 4 KiB.")));
-            }
-            value.extend_from_slice(&bytes);
-        }
-        params.insert(name, String::from_utf8_lossy(&value).into_owned());
+        params.insert(name, crate::form::read_text(field, MAX_PARAM_LEN).await?);
     }
     Err(Error::new(Reason::InvalidMultipart, "The form has no file part."))
 }

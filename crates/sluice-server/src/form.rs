@@ -210,14 +210,13 @@ async fn store_file(
     }
     state.storage.declare_length(&id, size).await?;
     let info = state.storage.info(&id).await?;
-    record_type(state, &info).await?;
-    let mime = state.storage.info(&id).await?.file_type.unwrap_or_default();
+    let mime = record_type(state, &info).await?.to_owned();
     let sha256 = body.take_digest().map(|d| to_hex(&d)).unwrap_or_default();
     Ok(StoredFile { id: id.to_string(), name, size, sha256, mime })
 }
 
 /// Reads a text field, refusing one longer than `max` bytes or not UTF-8.
-async fn read_text(mut field: Field, max: u64) -> Result<String> {
+pub(crate) async fn read_text(mut field: Field, max: u64) -> Result<String> {
     let mut value = Vec::new();
     while let Some(chunk) = field.next().await {
         let chunk = chunk.map_err(multipart_error)?;

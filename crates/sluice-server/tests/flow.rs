@@ -156,6 +156,19 @@ async fn a_cut_chunk_leaves_nothing_and_can_be_resent() {
     assert_eq!(send(&h.app, f.octet(2, ALICE)).await.status, 200);
 }
 
+/// A multipart chunk whose identifier field is longer than any parameter may be.
+fn long_field() -> TestRequest {
+    let body = format!(
+        "--b\r\nContent-Disposition: form-data; name=\"flowIdentifier\"\r\n\r\n{}\r\n--b--\r\n",
+        "x".repeat(4097)
+    );
+    TestRequest::post()
+        .uri("/flow")
+        .peer_addr(ALICE.parse().unwrap())
+        .insert_header(("Content-Type", "multipart/form-data; boundary=b"))
+        .set_payload(body)
+}
+
 #[actix_web::test]
 async fn refusals() {
     let h = harness("max_file_size = 100000\nmax_chunk_size = 20000\nallowed_types = [\"application/pdf\"]\nallowed_extensions = [\"pdf\", \"bin\"]").await;
@@ -207,6 +220,13 @@ async fn refusals() {
         ),
         ("a negative size", get(q(1).replace("flowTotalSize=50000", "flowTotalSize=-1")), 400, "invalid_header"),
         ("no identifier", get(q(1).replace("flowIdentifier=12345-holidaybin&", "")), 400, "invalid_header"),
+        (
+            "an identifier over 1024 bytes",
+            get(q(1).replace("flowIdentifier=12345-holidaybin", &format!("flowIdentifier={}", "i".repeat(1025)))),
+            400,
+            "invalid_header",
+        ),
+        ("a parameter field over 4 KiB", long_field(), 413, "field_too_large"),
         ("a disallowed type in the first chunk", f.octet(1, ALICE), 415, "type_not_allowed"),
         ("a chunk longer than declared", f.octet(2, ALICE).set_payload(vec![0u8; 10_001]), 413, "chunk_too_large"),
     ];

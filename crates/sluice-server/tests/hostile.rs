@@ -17,8 +17,7 @@ use sha2::{Digest, Sha256};
 use sluice_core::tus::format_checksum;
 use sluice_core::Algorithm;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -63,34 +62,6 @@ fn checksum(algorithm: Algorithm, data: &[u8]) -> String {
     let mut h = algorithm.hasher();
     h.update(data);
     format_checksum(algorithm, &h.finalize())
-}
-
-/// Reads one response; a HEAD response has no body whatever its Content-Length.
-fn read_reply(stream: &mut TcpStream, head: bool) -> Response {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).expect("status line");
-    let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("bad status {line:?}"));
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-        let trimmed = line.trim_end();
-        if trimmed.is_empty() {
-            break;
-        }
-        if let Some((n, v)) = trimmed.split_once(':') {
-            headers.push((n.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    let length = if head {
-        0
-    } else {
-        headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-length")).map_or(0, |(_, v)| v.parse().unwrap())
-    };
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    Response { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
 }
 
 /// `Server::request`, but HEAD-aware.

@@ -211,3 +211,14 @@ fn metrics_count_what_happened() {
     assert!(metric(&server, "sluice_storage_available_bytes") > 0.0);
     assert_eq!(server.request("GET", "/readyz", &[], b"").status, 200);
 }
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &["--header-timeout", "1s"]);
+    let mut stalled = server.connect();
+    stalled.write_all(b"PATCH /files/0123456789abcdef0123456789abcdef HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let cut = read_response(&mut stalled);
+    assert_eq!(cut.status, 408, "{cut:?}");
+    assert_eq!(server.request("GET", "/healthz", &[], b"").status, 200, "the server goes on");
+}

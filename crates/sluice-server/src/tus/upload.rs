@@ -174,8 +174,8 @@ pub fn stop_error(
     }
 }
 
-/// Records the sniffed type of a just-completed upload.
-pub async fn record_type(state: &AppState, info: &UploadInfo) -> Result<()> {
+/// Records the sniffed type of a just-completed upload, and returns it.
+pub async fn record_type(state: &AppState, info: &UploadInfo) -> Result<&'static str> {
     let head = state.storage.read_head(&info.id, SNIFF_LEN).await?;
     let kind = sniff::sniff(&head, file_name(info).as_deref());
     state.storage.set_file_type(&info.id, kind.mime).await?;
@@ -185,7 +185,7 @@ pub async fn record_type(state: &AppState, info: &UploadInfo) -> Result<()> {
     event.mime = Some(kind.mime.to_string());
     hooks::post_finish(state, event);
     tracing::info!(upload = %info.id, length = ?info.length, mime = kind.mime, "upload complete");
-    Ok(())
+    Ok(kind.mime)
 }
 
 /// How an upload was sent, for hooks: form and Flow.js uploads say so in their metadata.

@@ -109,6 +109,11 @@ impl Response {
 }
 
 pub fn read_response(stream: &mut TcpStream) -> Response {
+    read_reply(stream, false)
+}
+
+/// Reads one response; a HEAD response (`head`) has no body whatever its Content-Length.
+pub fn read_reply(stream: &mut TcpStream, head: bool) -> Response {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     reader.read_line(&mut line).expect("status line");
@@ -126,8 +131,11 @@ pub fn read_response(stream: &mut TcpStream) -> Response {
             headers.push((n.trim().to_string(), v.trim().to_string()));
         }
     }
-    let length: usize =
-        headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-length")).map_or(0, |(_, v)| v.parse().unwrap());
+    let length: usize = if head {
+        0
+    } else {
+        headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-length")).map_or(0, |(_, v)| v.parse().unwrap())
+    };
     let mut body = vec![0; length];
     reader.read_exact(&mut body).unwrap();
     Response { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
