@@ -8,7 +8,6 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { chromium } from 'playwright-core'
 import { SLUICE_BIN } from '../interop/helpers.mjs'
 
 export const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
@@ -133,13 +132,8 @@ export class Server {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-export function launchChromium() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'],
-  })
-}
+/** Debian's Chromium, headless, with the flags this machine needs (one definition for all suites). */
+export { launchChromium } from '../interop/browser.mjs'
 
 /** Chromium processes started by this test process (descendants of our pid). */
 function descendants() {

@@ -8,7 +8,7 @@ import { request } from 'node:http'
 import { mkdir } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { chromium } from 'playwright-core'
+import { launchChromium } from '../interop/browser.mjs'
 import { startServer } from '../interop/helpers.mjs'
 
 const artifacts = resolve(dirname(fileURLToPath(import.meta.url)), '../../artifacts')
@@ -17,11 +17,7 @@ let browser
 
 before(async () => {
   server = await startServer()
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'],
-  })
+  browser = await launchChromium()
 })
 
 after(async () => {
