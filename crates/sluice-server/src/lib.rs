@@ -150,6 +150,7 @@ pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut ServiceConfig) + Cl
         let origins = &state.settings.cors_origins;
         cfg.app_data(state.clone()).service(
             web::scope("")
+                .wrap(from_fn(close_after_refused_body))
                 .wrap(from_fn(observe::observe))
                 .configure(|cfg| tus::routes(cfg, cors(origins)))
                 .service(web::resource("/policy").wrap(cors(origins)).get(policy))
@@ -209,6 +210,21 @@ fn cors(origins: &[String]) -> Cors {
 
 async fn policy(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(state.policy.to_json())
+}
+
+/// A refused request with a body may leave most of it unread: close the
+/// connection rather than let actix drain it through its buffers (memory that
+/// admission control does not see).
+async fn close_after_refused_body(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let has_body = matches!(*req.method(), Method::POST | Method::PATCH | Method::PUT);
+    let mut response = next.call(req).await?;
+    if has_body && response.status().as_u16() >= 400 {
+        response.response_mut().head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
+    }
+    Ok(response)
 }
 
 /// Ready when storage takes writes and the memory budget is not exhausted.

@@ -8,7 +8,6 @@ use crate::metrics::{RequestLabels, RouteLabel};
 use crate::AppState;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{ConnectionType, Method};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 use sluice_core::Reason;
@@ -31,14 +30,7 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let mut response = next.call(req).await?;
-    // A refused request with a body may leave most of it unread: close the
-    // connection rather than let actix drain it through its buffers.
-    if response.status().as_u16() >= 400
-        && matches!(*response.request().method(), Method::POST | Method::PATCH | Method::PUT)
-    {
-        response.response_mut().head_mut().set_connection_type(ConnectionType::Close);
-    }
+    let response = next.call(req).await?;
     let elapsed = started.elapsed();
     let request = response.request();
     let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_string());

@@ -59,6 +59,7 @@ fn past_the_memory_budget_new_uploads_get_503_with_retry_after() {
     assert_eq!(refused.status, 503, "{refused:?}");
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert!(refused.body.contains("server_busy"));
+    assert_eq!(refused.header("connection"), Some("close"), "an unread body is not drained through actix's buffers");
     assert_eq!(server.request("GET", "/readyz", &[], b"").status, 503, "not ready while the budget is in use");
     assert_eq!(server.offset(&b), 0, "the refused upload has nothing written");
 
