@@ -75,7 +75,42 @@ reasons! {
     StorageFull => "storage_full", "The server has no room for this upload now; what arrived before was kept.";
     InvalidPolicy => "invalid_policy", "A policy document is malformed or inconsistent.";
     MethodNotAllowed => "method_not_allowed", "The HTTP method is not supported on this route.";
+    BackendUnavailable => "backend_unavailable", "The object store or database behind the server cannot be reached; retry after `Retry-After` seconds. Nothing acknowledged was lost.";
+    DigestMismatch => "digest_mismatch", "The whole file's bytes do not match the digest the client declared for it; the upload was not accepted.";
+    InvalidConcat => "invalid_concat", "`Upload-Concat` is malformed, or names an upload that cannot be joined.";
+    PartNotFinished => "part_not_finished", "A final upload names a partial upload that is not finished yet.";
+    NotAPartial => "not_a_partial", "A final upload names an upload that was not created as a partial one.";
+    FinalUploadImmutable => "final_upload_immutable", "A final (concatenated) upload cannot receive bytes of its own.";
+    UploadCompleted => "upload_completed", "The upload is already complete; it takes no more bytes.";
+    InconsistentLength => "inconsistent_upload_length", "The request's length indications disagree with each other or with the upload's recorded length.";
+    TooManyOpenUploads => "too_many_open_uploads", "This client has as many unfinished uploads, or declared-but-unsent bytes, as allowed; finish or cancel some first.";
+    RateLimited => "rate_limited", "This client creates uploads faster than allowed; retry after `Retry-After` seconds.";
     Internal => "internal_error", "The server failed; the detail is in its log.";
+}
+
+impl Reason {
+    /// Whether the same request may succeed if sent again later, unchanged (after
+    /// `Retry-After` when the server sent one). Every client (the browser module, the
+    /// CLI, the page) decides its retries here, by reason rather than by status.
+    ///
+    /// `storage_full` is *not* transient: a disk does not empty itself on a retry
+    /// schedule. `checksum_mismatch` is: the bytes were damaged on the way.
+    pub fn is_transient(self) -> bool {
+        use Reason::*;
+        matches!(
+            self,
+            ServerBusy
+                | TooManyUploads
+                | HookUnavailable
+                | UploadLocked
+                | UploadInterrupted
+                | IncompleteBody
+                | IdleTimeout
+                | ChecksumMismatch
+                | BackendUnavailable
+                | RateLimited
+        )
+    }
 }
 
 impl fmt::Display for Reason {
@@ -124,5 +159,15 @@ mod tests {
             assert!(reason.code().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
         }
         assert_eq!(Reason::from_code("no_such_code"), None);
+    }
+
+    #[test]
+    fn transient_reasons_are_the_ones_a_retry_can_fix() {
+        assert!(Reason::ServerBusy.is_transient());
+        assert!(Reason::BackendUnavailable.is_transient());
+        assert!(Reason::ChecksumMismatch.is_transient());
+        assert!(!Reason::StorageFull.is_transient(), "a full disk is not retried on a schedule");
+        assert!(!Reason::FileTooLarge.is_transient());
+        assert!(!Reason::DigestMismatch.is_transient(), "the whole file is wrong: resending the same bytes cannot help");
     }
 }

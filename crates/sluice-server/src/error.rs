@@ -86,7 +86,8 @@ pub fn status_for(reason: Reason) -> StatusCode {
         TypeNotAllowed | ExtensionNotAllowed | InvalidContentType => 415,
         FileTooSmall | FilenameRequired | FilenameTooLong | InvalidFilename | TooManyFiles | TooManyFields => 422,
         OffsetMismatch | UploadInterrupted | UploadIncomplete => 409,
-        ChecksumMismatch => 460,
+        ChecksumMismatch | DigestMismatch => 460,
+        FinalUploadImmutable => 403,
         ChecksumRequired
         | ChecksumAlgorithmUnsupported
         | InvalidHeader
@@ -94,7 +95,12 @@ pub fn status_for(reason: Reason) -> StatusCode {
         | UploadLengthRequired
         | IncompleteBody
         | InvalidMultipart
-        | InvalidPolicy => 400,
+        | InvalidPolicy
+        | InvalidConcat
+        | PartNotFinished
+        | NotAPartial
+        | UploadCompleted
+        | InconsistentLength => 400,
         MetadataTooLarge | PartHeaderTooLarge => 431,
         UnsupportedVersion => 412,
         UploadNotFound => 404,
@@ -104,8 +110,8 @@ pub fn status_for(reason: Reason) -> StatusCode {
         Unauthorized => 401,
         RefusedByHook => 403,
         IdleTimeout => 408,
-        TooManyUploads => 429,
-        ServerBusy | HookUnavailable => 503,
+        TooManyUploads | TooManyOpenUploads | RateLimited => 429,
+        ServerBusy | HookUnavailable | BackendUnavailable => 503,
         StorageFull => 507,
         _ => 500,
     };
@@ -151,7 +157,10 @@ mod tests {
             let status = status_for(reason);
             if reason == Reason::Internal {
                 assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-            } else if matches!(reason, Reason::ServerBusy | Reason::StorageFull | Reason::HookUnavailable) {
+            } else if matches!(
+                reason,
+                Reason::ServerBusy | Reason::StorageFull | Reason::HookUnavailable | Reason::BackendUnavailable
+            ) {
                 assert!(status.is_server_error(), "{reason} maps to {status}");
             } else {
                 assert!(status.is_client_error(), "{reason} maps to {status}");
