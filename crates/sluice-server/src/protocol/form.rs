@@ -15,12 +15,11 @@
 //! the page with `?uploaded=N` or `?error=CODE`.
 
 use crate::auth::Caller;
-use crate::body::{IncomingBody, SniffWindow};
+use crate::engine::{AppendInput, Finish, NewUpload, Requester};
 use crate::error::{Error, Result};
-use crate::hooks::{self, HookUpload};
 use crate::id::UploadId;
-use crate::storage::{AppendMode, NewUpload};
-use crate::tus::upload::{record_type, stop_error};
+use crate::protocol::requester;
+use crate::store::{Kind, Protocol};
 use crate::AppState;
 use actix_multipart::{Field, Multipart, MultipartError};
 use actix_web::error::PayloadError;
@@ -28,10 +27,9 @@ use actix_web::http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Serialize;
-use sluice_core::checksum::to_hex;
 use sluice_core::tus::Metadata;
 use sluice_core::units::format_size;
-use sluice_core::{Algorithm, Reason, SNIFF_LEN};
+use sluice_core::Reason;
 use std::collections::BTreeMap;
 
 /// Room for multipart framing (boundaries, part headers) on top of the data.
@@ -75,8 +73,10 @@ pub async fn handle(
     let outcome = receive(&req, &caller, payload, &state, &mut created).await;
     if outcome.is_err() {
         for id in &created {
-            if let Err(e) = state.storage.terminate(id).await {
-                tracing::error!(upload = %id, error = %e, "could not remove a refused form's file");
+            match state.engine.terminate(requester(&req, &caller), id).await {
+                Ok(()) => {}
+                Err(e) if matches!(e.reason(), Reason::UploadGone | Reason::UploadNotFound) => {}
+                Err(e) => tracing::error!(upload = %id, error = %e, "could not remove a refused form's file"),
             }
         }
     }
@@ -99,7 +99,8 @@ async fn receive(
     state: &AppState,
     created: &mut Vec<UploadId>,
 ) -> Result<Stored> {
-    let policy = &caller.policy(&state.policy);
+    let policy = &caller.policy(&state.engine.policy);
+    let who = requester(req, caller);
     let media_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !media_type.trim_start().to_ascii_lowercase().starts_with("multipart/form-data") {
         return Err(Error::new(
@@ -118,7 +119,6 @@ async fn receive(
             format!("This form is {}; at most {} can be sent at once.", format_size(declared), format_size(most)),
         ));
     }
-    let _permit = state.admission.admit(req.peer_addr().map(|a| a.ip()))?;
 
     let mut stored = Stored::default();
     let mut field_count = 0u32;
@@ -136,7 +136,7 @@ async fn receive(
                         format!("A form may carry at most {} files.", policy.max_form_files),
                     ));
                 }
-                stored.files.push(store_file(state, caller, field, name, created).await?);
+                stored.files.push(store_file(state, who, field, name, created).await?);
             }
             None => {
                 field_count += 1;
@@ -158,61 +158,43 @@ async fn receive(
 /// Streams one file part into a new upload.
 async fn store_file(
     state: &AppState,
-    caller: &Caller,
+    who: Requester<'_>,
     field: Field,
     name: String,
     created: &mut Vec<UploadId>,
 ) -> Result<StoredFile> {
-    let policy = &caller.policy(&state.policy);
-    policy.check_name(Some(&name))?;
     let declared_type = field.content_type().map(|m| m.essence_str().to_owned()).unwrap_or_default();
-    let id = UploadId::random().map_err(Error::internal)?;
-    let metadata = Metadata::from_pairs([
-        ("filename", name.as_bytes()),
-        ("filetype", declared_type.as_bytes()),
-        ("sluice_protocol", b"form".as_slice()),
-    ])
-    .encode();
-    hooks::pre_create(state, &HookUpload::new("form", None, &metadata, caller.owner())).await?;
-    let owner = caller.owner().map(str::to_owned);
-    state.storage.create(NewUpload { id: id.clone(), length: None, metadata, owner }).await?;
-    created.push(id.clone());
-    state.metrics.created.inc();
-
-    let window =
-        SniffWindow { seen: Vec::new(), needed: SNIFF_LEN, file_name: Some(name.clone()), policy: policy.clone() };
-    let mut body = IncomingBody::new(
-        field,
-        policy.max_file_size,
-        None,
-        Some(window),
-        state.shutdown.child_token(),
-        state.settings.idle_timeout,
-    )
-    .counting(state.metrics.received_bytes.clone())
-    .digesting(Algorithm::Sha256);
-    state.metrics.in_flight.inc();
-    let appended = state.storage.append(&id, 0, &mut body, AppendMode::KeepPartial).await;
-    state.metrics.in_flight.dec();
-    let size = appended?;
-    if let Some(stop) = body.stop() {
-        let too_long = || {
-            Error::new(
-                Reason::FileTooLarge,
-                format!("{name} is larger than the limit of {}.", format_size(policy.max_file_size)),
-            )
-        };
-        return Err(stop_error(state, &id, size, stop, too_long));
-    }
-    policy.check_size(size)?;
-    if let Some(refusal) = body.finish_sniff() {
-        return Err(refusal.into());
-    }
-    state.storage.declare_length(&id, size).await?;
-    let info = state.storage.info(&id).await?;
-    let mime = record_type(state, &info).await?.to_owned();
-    let sha256 = body.take_digest().map(|d| to_hex(&d)).unwrap_or_default();
-    Ok(StoredFile { id: id.to_string(), name, size, sha256, mime })
+    let metadata = Metadata::from_pairs([("filename", name.as_bytes()), ("filetype", declared_type.as_bytes())]);
+    let engine = &state.engine;
+    let new = NewUpload { protocol: Protocol::Form, kind: Kind::Whole, length: None, metadata, id: None };
+    let record = engine.create(who, new).await?;
+    created.push(record.id.clone());
+    let input = AppendInput {
+        offset: 0,
+        content_length: None,
+        checksum: None,
+        declared_length: None,
+        whole_body: false,
+        finish: Finish::Now,
+        digest: true,
+        body: field,
+    };
+    let record = engine.append(who, &record.id, input).await.map_err(|e| {
+        // A file part has no length of its own: running past the allowance means the file is too large.
+        if e.reason() == Reason::FileTooLarge || e.reason() == Reason::ChunkTooLarge {
+            let max = who.caller.policy(&engine.policy).max_file_size;
+            Error::new(Reason::FileTooLarge, format!("{name} is larger than the limit of {}.", format_size(max)))
+        } else {
+            e
+        }
+    })?;
+    Ok(StoredFile {
+        id: record.id.to_string(),
+        name,
+        size: record.offset,
+        sha256: record.sha256.clone().unwrap_or_default(),
+        mime: record.file_type.clone().unwrap_or_default(),
+    })
 }
 
 /// Reads a text field, refusing one longer than `max` bytes or not UTF-8.

@@ -14,7 +14,7 @@
 //! - no byte arrived for the idle timeout ([`Stop::Idle`]);
 //! - the client's connection failed ([`Stop::Client`]).
 
-use crate::storage::BodyStopped;
+use crate::store::BodyStopped;
 use bytes::Bytes;
 use futures_util::Stream;
 use sluice_core::{Hasher, Policy, Rejection};
@@ -45,14 +45,15 @@ pub enum Stop {
 
 /// The file's leading bytes, gathered until the sniff window is full.
 pub struct SniffWindow {
-    /// Leading bytes so far (seeded with what storage already holds).
+    /// Leading bytes so far (seeded with what the record already holds).
     pub seen: Vec<u8>,
-    /// How many leading bytes the sniffer needs: `min(SNIFF_LEN, file length)`.
+    /// How many leading bytes to gather: `min(SNIFF_LEN, file length)`.
     pub needed: usize,
     /// The declared file name (refines plain text).
     pub file_name: Option<String>,
-    /// The policy to judge the type by.
-    pub policy: Arc<Policy>,
+    /// The policy to judge the type by once the window is full; `None` only gathers
+    /// (a partial upload is never judged on its own).
+    pub policy: Option<Arc<Policy>>,
 }
 
 /// A payload stream made safe to hand to storage (see the module docs).
@@ -91,7 +92,7 @@ impl<S> IncomingBody<S> {
             allowed,
             received: 0,
             checksum,
-            sniff: sniff.filter(|w| w.seen.len() < w.needed),
+            sniff,
             cancelled: Box::pin(cancel.cancelled_owned()),
             idle_after,
             idle: Box::pin(tokio::time::sleep(idle_after)),
@@ -129,11 +130,9 @@ impl<S> IncomingBody<S> {
         self.digest.take().map(Hasher::finalize)
     }
 
-    /// For a body of unknown length that ended before the sniff window filled
-    /// (a file shorter than `SNIFF_LEN`): judges the type on what arrived.
-    pub fn finish_sniff(&mut self) -> Option<Rejection> {
-        let window = self.sniff.take()?;
-        window.policy.check_type(&window.seen, window.file_name.as_deref()).err()
+    /// The leading bytes gathered (the window's bytes, seed included), once.
+    pub fn take_head(&mut self) -> Option<Vec<u8>> {
+        self.sniff.take().map(|window| window.seen)
     }
 
     /// Why the body ended early, if it did.
@@ -155,13 +154,16 @@ impl<S> IncomingBody<S> {
     /// Feeds leading bytes to the sniff window; a refusal once it is full.
     fn sniff(&mut self, bytes: &[u8]) -> Option<Rejection> {
         let window = self.sniff.as_mut()?;
+        if window.seen.len() >= window.needed {
+            return None;
+        }
         let take = (window.needed - window.seen.len()).min(bytes.len());
         window.seen.extend_from_slice(&bytes[..take]);
         if window.seen.len() < window.needed {
             return None;
         }
-        let window = self.sniff.take()?;
-        window.policy.check_type(&window.seen, window.file_name.as_deref()).err()
+        let policy = window.policy.take()?;
+        policy.check_type(&window.seen, window.file_name.as_deref()).err()
     }
 }
 
@@ -312,7 +314,7 @@ mod tests {
     #[actix_web::test]
     async fn refuses_a_type_as_soon_as_the_window_is_full() {
         let policy = Arc::new(Policy::from_toml("allowed_types = [\"application/pdf\"]").unwrap());
-        let window = SniffWindow { seen: b"\x89PN".to_vec(), needed: 12, file_name: None, policy };
+        let window = SniffWindow { seen: b"\x89PN".to_vec(), needed: 12, file_name: None, policy: Some(policy) };
         let parts = chunks(&[b"G\r\n\x1a\n", b"\0\0\0\rIHDR", b"more"]);
         let body = IncomingBody::new(stream::iter(parts), 100, None, Some(window), CancellationToken::new(), IDLE);
         let (out, stop) = drain(body).await;

@@ -9,7 +9,7 @@ pub async fn handle(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::NoContent()
         .insert_header(("Tus-Version", TUS_VERSION))
         .insert_header(("Tus-Extension", TUS_EXTENSIONS))
-        .insert_header(("Tus-Max-Size", state.policy.max_file_size))
-        .insert_header(("Tus-Checksum-Algorithm", state.policy.algorithm_list()))
+        .insert_header(("Tus-Max-Size", state.engine.policy.max_file_size))
+        .insert_header(("Tus-Checksum-Algorithm", state.engine.policy.algorithm_list()))
         .finish()
 }

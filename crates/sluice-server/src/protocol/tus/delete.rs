@@ -1,9 +1,9 @@
 //! `DELETE /files/{id}`: termination.
 
 use super::headers;
-use super::upload;
 use crate::auth::Caller;
 use crate::error::Result;
+use crate::protocol::{parse_id, requester};
 use crate::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -15,12 +15,7 @@ pub async fn handle(
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
     headers::require_tus(&req)?;
-    let id = upload::parse_id(&path)?;
-    let _guard = upload::lock(&state, &id).await?;
-    // Another caller's (404) or expired (410) uploads are refused before anything is deleted.
-    upload::live_info(&state, &id, &caller).await?;
-    state.storage.terminate(&id).await?;
-    state.metrics.terminated.inc();
-    tracing::info!(upload = %id, "upload terminated");
+    let id = parse_id(&path)?;
+    state.engine.terminate(requester(&req, &caller), &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

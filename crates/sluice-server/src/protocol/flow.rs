@@ -27,13 +27,12 @@
 //! parameters (`400`) are permanent for Resumable.js.
 
 use crate::auth::Caller;
-use crate::body::{IncomingBody, SniffWindow};
+use crate::engine::{AppendInput, Finish, NewUpload, Requester};
 use crate::error::{Error, Result};
-use crate::form::StoredFile;
-use crate::hooks::{self, HookUpload};
 use crate::id::UploadId;
-use crate::storage::{AppendMode, NewUpload, StorageError, UploadInfo};
-use crate::tus::upload::{record_type, stop_error};
+use crate::protocol::form::StoredFile;
+use crate::protocol::{note_transfer, requester};
+use crate::store::{Kind, Protocol, UploadRecord};
 use crate::AppState;
 use actix_multipart::Multipart;
 use actix_web::http::header::CONTENT_TYPE;
@@ -215,25 +214,27 @@ impl Ids {
     }
 }
 
-/// `Some(info)` for an upload that exists; unknown or gone ids are `None`.
-async fn existing(state: &AppState, id: &UploadId) -> Result<Option<UploadInfo>> {
-    match state.storage.info(id).await {
-        Ok(info) => Ok(Some(info)),
-        Err(StorageError::NotFound | StorageError::Gone) => Ok(None),
-        Err(e) => Err(e.into()),
+/// `Some(record)` for an upload that exists; unknown or gone ids are `None`.
+async fn existing(state: &AppState, who: Requester<'_>, id: &UploadId) -> Result<Option<UploadRecord>> {
+    match state.engine.info(who, id, false).await {
+        Ok(record) => Ok(Some(record)),
+        Err(e) if matches!(e.reason(), Reason::UploadNotFound | Reason::UploadGone) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
-async fn is_complete(state: &AppState, id: &UploadId) -> Result<bool> {
-    Ok(existing(state, id).await?.is_some_and(|info| info.is_complete()))
+async fn is_complete(state: &AppState, who: Requester<'_>, id: &UploadId) -> Result<bool> {
+    Ok(existing(state, who, id).await?.is_some_and(|record| record.is_complete()))
 }
 
 /// `GET /flow`: does the server have this chunk? `200` yes, `204` no.
 pub async fn test_chunk(req: HttpRequest, caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse> {
     let params = query_params(&req)?;
-    let chunk = Chunk::from_params(&params, &caller.policy(&state.policy))?;
+    let chunk = Chunk::from_params(&params, &caller.policy(&state.engine.policy))?;
     let ids = Ids::new(&state, &req, &caller, &chunk);
-    let have = is_complete(&state, &ids.file()).await? || is_complete(&state, &ids.chunk(chunk.number)).await?;
+    let who = requester(&req, &caller);
+    let have =
+        is_complete(&state, who, &ids.file()).await? || is_complete(&state, who, &ids.chunk(chunk.number)).await?;
     Ok(if have { HttpResponse::Ok().body("have it") } else { HttpResponse::NoContent().finish() })
 }
 
@@ -244,9 +245,8 @@ pub async fn upload_chunk(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
-    let policy = caller.policy(&state.policy);
+    let policy = caller.policy(&state.engine.policy);
     let mut params = query_params(&req)?;
-    let _permit = state.admission.admit(req.peer_addr().map(|a| a.ip()))?;
     let is_form = req
         .headers()
         .get(CONTENT_TYPE)
@@ -259,20 +259,31 @@ pub async fn upload_chunk(
     let mut multipart = Multipart::new(req.headers(), payload);
     let mut fields = 0u32;
     while let Some(part) = multipart.next().await {
-        let field = part.map_err(crate::form::multipart_error)?;
+        let field = part.map_err(crate::protocol::form::multipart_error)?;
         let is_file = field.content_disposition().and_then(|cd| cd.get_filename()).is_some();
         if is_file {
             let chunk = Chunk::from_params(&params, &policy)?;
             return store_chunk(&state, &req, &caller, &chunk, field).await;
         }
         fields += 1;
-        if fields > state.policy.max_form_fields {
+        if fields > policy.max_form_fields {
             return Err(Error::new(Reason::TooManyFields, "Too many fields before the chunk."));
         }
         let name = field.name().unwrap_or_default().to_owned();
-        params.insert(name, crate::form::read_text(field, MAX_PARAM_LEN).await?);
+        params.insert(name, crate::protocol::form::read_text(field, MAX_PARAM_LEN).await?);
     }
     Err(Error::new(Reason::InvalidMultipart, "The form has no file part."))
+}
+
+/// The file as a final upload joined from its chunks, for the engine to gather.
+fn file_upload(chunk: &Chunk, ids: &Ids) -> NewUpload {
+    NewUpload {
+        protocol: Protocol::Flow,
+        kind: Kind::Final((1..=chunk.total_chunks).map(|n| ids.chunk(n)).collect()),
+        length: Some(chunk.total_size),
+        metadata: Metadata::from_pairs([("filename", chunk.file_name.as_bytes())]),
+        id: Some(ids.file()),
+    }
 }
 
 async fn store_chunk<S, E>(
@@ -283,196 +294,106 @@ async fn store_chunk<S, E>(
     body: S,
 ) -> Result<HttpResponse>
 where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
+    let engine = &state.engine;
+    let who = requester(req, caller);
     let ids = Ids::new(state, req, caller, chunk);
-    if let Some(done) = existing(state, &ids.file()).await?.filter(UploadInfo::is_complete) {
-        return Ok(HttpResponse::Ok().json(stored_file(state, &done, None).await?));
+    // The file is recorded (and the pre-create hook asked) before its first chunk is
+    // stored; once it is complete, chunks sent again are answered with it.
+    if let Some(done) = engine.gather(who, file_upload(chunk, &ids)).await? {
+        return Ok(HttpResponse::Ok().json(stored_file(state, who, &done).await?));
     }
     let id = ids.chunk(chunk.number);
-    let info = match existing(state, &id).await? {
-        Some(info) => info,
+    let record = match existing(state, who, &id).await? {
+        Some(record) => record,
         None => {
-            let created = state
-                .storage
-                .create(NewUpload {
-                    id: id.clone(),
-                    length: Some(chunk.len()),
-                    metadata: String::new(),
-                    owner: caller.owner().map(str::to_owned),
-                })
-                .await;
-            match created {
-                Ok(info) => info,
-                // A parallel request for the same chunk created it first.
-                Err(_) => state.storage.info(&id).await?,
-            }
-        }
-    };
-    if !info.is_complete() {
-        let guard = crate::tus::upload::lock(state, &id).await?;
-        let info = state.storage.info(&id).await?;
-        if !info.is_complete() {
-            write_chunk(state, chunk, &info, body, &guard).await?;
-        }
-    }
-    if let Some(file) = assemble_if_complete(state, caller, chunk, &ids).await? {
-        return Ok(HttpResponse::Ok().json(file));
-    }
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "chunk": chunk.number, "complete": false })))
-}
-
-async fn write_chunk<S, E>(
-    state: &AppState,
-    chunk: &Chunk,
-    info: &UploadInfo,
-    body: S,
-    guard: &crate::locks::UploadGuard,
-) -> Result<()>
-where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
-{
-    // The first chunk carries the leading bytes: judge the type now.
-    let needed = SNIFF_LEN.min(usize::try_from(chunk.total_size).unwrap_or(SNIFF_LEN));
-    let sniff = (chunk.number == 1 && chunk.len() as usize >= needed).then(|| SniffWindow {
-        seen: Vec::new(),
-        needed,
-        file_name: Some(chunk.file_name.clone()),
-        policy: state.policy.clone(),
-    });
-    let mut body = IncomingBody::new(body, chunk.len(), None, sniff, guard.cancellation(), state.settings.idle_timeout)
-        .counting(state.metrics.received_bytes.clone())
-        .exact();
-    state.metrics.in_flight.inc();
-    let appended = state.storage.append(&info.id, 0, &mut body, AppendMode::AllOrNothing).await;
-    state.metrics.in_flight.dec();
-    let offset = appended?;
-    match body.stop() {
-        None => Ok(()),
-        Some(stop) => {
-            let too_long = || {
-                Error::new(
-                    Reason::ChunkTooLarge,
-                    format!("Chunk {} is longer than {} bytes.", chunk.number, chunk.len()),
-                )
+            let new = NewUpload {
+                protocol: Protocol::Flow,
+                kind: Kind::Partial,
+                length: Some(chunk.len()),
+                metadata: Metadata::default(),
+                id: Some(id.clone()),
             };
-            Err(stop_error(state, &info.id, offset, stop, too_long))
-        }
-    }
-}
-
-/// When every chunk is in, concatenates them into the final upload.
-async fn assemble_if_complete(
-    state: &AppState,
-    caller: &Caller,
-    chunk: &Chunk,
-    ids: &Ids,
-) -> Result<Option<StoredFile>> {
-    // Missing chunks are most likely the ones after this one: look there first.
-    let order = (chunk.number + 1..=chunk.total_chunks).chain(1..chunk.number);
-    for number in order {
-        if !is_complete(state, &ids.chunk(number)).await? {
-            return Ok(None);
-        }
-    }
-    let file_id = ids.file();
-    let guard = crate::tus::upload::lock(state, &file_id).await?;
-    let info = match existing(state, &file_id).await? {
-        Some(info) if info.is_complete() => return Ok(Some(stored_file(state, &info, None).await?)),
-        Some(info) => info,
-        None => {
-            let metadata = Metadata::from_pairs([
-                ("filename", chunk.file_name.as_bytes()),
-                ("sluice_protocol", b"flow".as_slice()),
-            ])
-            .encode();
-            hooks::pre_create(state, &HookUpload::new("flow", Some(chunk.total_size), &metadata, caller.owner()))
-                .await?;
-            let created = state
-                .storage
-                .create(NewUpload {
-                    id: file_id.clone(),
-                    length: Some(chunk.total_size),
-                    metadata,
-                    owner: caller.owner().map(str::to_owned),
-                })
-                .await?;
-            state.metrics.created.inc();
-            created
-        }
-    };
-    let chunk_ids: Vec<UploadId> = (1..=chunk.total_chunks).map(|n| ids.chunk(n)).collect();
-    let storage = state.storage.clone();
-    let pieces = futures_util::stream::iter(chunk_ids.clone())
-        .then(move |id| {
-            let storage = storage.clone();
-            async move { storage.read(&id).await.map_err(|e| std::io::Error::other(e.to_string())) }
-        })
-        .map(|opened| match opened {
-            Ok(stream) => stream.left_stream(),
-            Err(e) => futures_util::stream::once(async move { Err(e) }).right_stream(),
-        })
-        .flatten();
-    let window = SniffWindow {
-        seen: Vec::new(),
-        needed: SNIFF_LEN.min(usize::try_from(chunk.total_size).unwrap_or(SNIFF_LEN)),
-        file_name: Some(chunk.file_name.clone()),
-        policy: state.policy.clone(),
-    };
-    let mut body = IncomingBody::new(
-        Box::pin(pieces),
-        chunk.total_size,
-        None,
-        Some(window),
-        guard.cancellation(),
-        state.settings.idle_timeout,
-    )
-    .exact()
-    .digesting(Algorithm::Sha256);
-    let offset = state.storage.append(&file_id, 0, &mut body, AppendMode::AllOrNothing).await?;
-    if let Some(stop) = body.stop() {
-        if matches!(stop, crate::body::Stop::TypeRefused(_)) {
-            state.storage.terminate(&file_id).await?;
-            for id in &chunk_ids {
-                state.storage.terminate(id).await?;
+            match engine.create(who, new).await {
+                Ok(record) => record,
+                // A parallel request for the same chunk created it first.
+                Err(_) => engine.info(who, &id, false).await?,
             }
         }
-        let too_long = || Error::internal("chunks add up to more than the file");
-        return Err(stop_error(state, &file_id, offset, stop, too_long));
-    }
-    let digest = body.take_digest();
-    let info = UploadInfo { offset, ..info };
-    record_type(state, &info).await?;
-    for id in &chunk_ids {
-        if let Err(e) = state.storage.terminate(id).await {
-            tracing::warn!(upload = %id, error = %e, "could not remove an assembled chunk");
+    };
+    if !record.is_complete() {
+        let input = AppendInput {
+            offset: 0,
+            content_length: Some(chunk.len()),
+            checksum: None,
+            declared_length: None,
+            whole_body: true,
+            finish: Finish::AtLength,
+            digest: false,
+            body,
+        };
+        let stored = engine.append(who, &id, input).await;
+        note_transfer(req, &id, stored.as_ref().map_or(0, |r| r.offset));
+        let stored = stored.map_err(|e| match e.reason() {
+            Reason::ExceedsUploadLength | Reason::ChunkTooLarge => Error::new(
+                Reason::ChunkTooLarge,
+                format!("Chunk {} is longer than {} bytes.", chunk.number, chunk.len()),
+            ),
+            _ => e,
+        })?;
+        if chunk.number == 1 {
+            judge_leading_bytes(state, who, chunk, &stored).await?;
         }
     }
-    tracing::info!(upload = %file_id, chunks = chunk.total_chunks, "flow upload assembled");
-    Ok(Some(stored_file(state, &info, digest).await?))
+    match engine.gather(who, file_upload(chunk, &ids)).await? {
+        Some(file) => {
+            for number in 1..=chunk.total_chunks {
+                let id = ids.chunk(number);
+                if let Err(e) = engine.terminate(who, &id).await {
+                    tracing::warn!(upload = %id, error = %e, "could not remove an assembled chunk");
+                }
+            }
+            tracing::info!(upload = %file.id, chunks = chunk.total_chunks, "flow upload assembled");
+            Ok(HttpResponse::Ok().json(stored_file(state, who, &file).await?))
+        }
+        None => Ok(HttpResponse::Ok().json(serde_json::json!({ "chunk": chunk.number, "complete": false }))),
+    }
 }
 
-/// The JSON description of a finished file (hashing it again if needed).
-async fn stored_file(state: &AppState, info: &UploadInfo, digest: Option<Vec<u8>>) -> Result<StoredFile> {
-    let digest = match digest {
-        Some(digest) => digest,
+/// The first chunk carries the file's leading bytes: a file of a refused type is
+/// refused now, not after every chunk has been sent.
+async fn judge_leading_bytes(state: &AppState, who: Requester<'_>, chunk: &Chunk, first: &UploadRecord) -> Result<()> {
+    let needed = SNIFF_LEN.min(usize::try_from(chunk.total_size).unwrap_or(SNIFF_LEN));
+    if first.head.len() < needed {
+        return Ok(()); // a chunk shorter than the window: judged when the file is joined
+    }
+    if let Err(refusal) = state.engine.policy.check_type(&first.head, Some(&chunk.file_name)) {
+        state.engine.terminate(who, &first.id).await?;
+        return Err(refusal.into());
+    }
+    Ok(())
+}
+
+/// The JSON description of a finished file, hashing it once if the record lacks its digest.
+async fn stored_file(state: &AppState, who: Requester<'_>, record: &UploadRecord) -> Result<StoredFile> {
+    let sha256 = match &record.sha256 {
+        Some(digest) => digest.clone(),
         None => {
             let mut hasher = Algorithm::Sha256.hasher();
-            let mut bytes = state.storage.read(&info.id).await?;
+            let (_, mut bytes) = state.engine.read(who, &record.id, None).await?;
             while let Some(chunk) = bytes.next().await {
                 hasher.update(&chunk.map_err(Error::internal)?);
             }
-            hasher.finalize()
+            to_hex(&hasher.finalize())
         }
     };
-    let current = state.storage.info(&info.id).await?;
     Ok(StoredFile {
-        id: info.id.to_string(),
-        name: crate::tus::upload::file_name(info).unwrap_or_default(),
-        size: current.offset,
-        sha256: to_hex(&digest),
-        mime: current.file_type.unwrap_or_default(),
+        id: record.id.to_string(),
+        name: record.file_name().unwrap_or_default(),
+        size: record.offset,
+        sha256,
+        mime: record.file_type.clone().unwrap_or_default(),
     })
 }
