@@ -182,7 +182,7 @@ impl Engine {
         }
         self.metrics.created.inc();
         tracing::info!(upload = %record.id, protocol = new.protocol.name(), length = ?record.length, "upload created");
-        if record.length == Some(0) && record.kind == Kind::Whole {
+        if record.length == Some(0) && !matches!(record.kind, Kind::Final(_)) {
             record = self.complete(record).await?;
         }
         Ok(record)
