@@ -223,6 +223,7 @@ pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut ServiceConfig) + Cl
 /// Response headers a browser-side tus client must be able to read.
 const EXPOSED_HEADERS: &[&str] = &[
     "location",
+    "repr-digest",
     "retry-after",
     "tus-checksum-algorithm",
     "tus-extension",

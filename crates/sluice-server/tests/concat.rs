@@ -164,3 +164,38 @@ async fn unfinished_parts_expire_like_any_unfinished_upload() {
     assert_eq!(send(&h.app, final_of(&[&finished, &unfinished])).await.status, 410, "an expired part is gone");
     assert_eq!(send(&h.app, final_of(&[&finished])).await.status, 201, "a finished part is kept for its final");
 }
+
+#[actix_web::test]
+async fn a_declared_whole_file_digest_is_verified_and_recorded() {
+    use sha2::{Digest, Sha256};
+    let h = harness("").await;
+    let data = b"hello world, in three appends";
+    let good = sluice_core::checksum::to_hex(&Sha256::digest(data));
+    let upload = |digest: &str| {
+        tus(Method::POST, "/files/")
+            .insert_header(("Upload-Length", data.len().to_string()))
+            .insert_header(("Upload-Metadata", format!("filename {},sha256 {}", b64("a.txt"), b64(digest))))
+    };
+    // Intact, in three appends (the hash state is kept between requests).
+    let path = path_of(send(&h.app, upload(&good)).await.header("location").unwrap());
+    for (at, piece) in [(0, &data[..5]), (5, &data[5..17]), (17, &data[17..])] {
+        assert_eq!(send(&h.app, patch(&path, at, piece)).await.status, 204);
+    }
+    let head = send(&h.app, tus(Method::HEAD, &path)).await;
+    let want = {
+        use base64::Engine as _;
+        format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(data)))
+    };
+    assert_eq!(head.header("repr-digest"), Some(want.as_str()), "the verified digest is shown on HEAD");
+
+    // Altered on the way: the last append completes a file whose digest differs.
+    let other = sluice_core::checksum::to_hex(&Sha256::digest(b"something else entirely, yes"));
+    let path = path_of(send(&h.app, upload(&other)).await.header("location").unwrap());
+    assert_eq!(send(&h.app, patch(&path, 0, &data[..10])).await.status, 204);
+    let last = send(&h.app, patch(&path, 10, &data[10..])).await;
+    assert_eq!((last.status, last.code().as_deref()), (460, Some("digest_mismatch")), "{last:?}");
+    assert_eq!(send(&h.app, tus(Method::HEAD, &path)).await.status, 410, "the corrupt file is not kept");
+
+    let bad = send(&h.app, upload("not hex")).await;
+    assert_eq!((bad.status, bad.code().as_deref()), (400, Some("invalid_metadata")));
+}

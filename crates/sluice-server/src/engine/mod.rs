@@ -21,6 +21,7 @@
 mod append;
 pub mod body;
 mod complete;
+mod digest;
 pub mod expiry;
 mod join;
 mod quota;
@@ -77,6 +78,8 @@ pub struct NewUpload {
     pub metadata: Metadata,
     /// An id derived by the front-end (Flow.js); a random one when `None`.
     pub id: Option<UploadId>,
+    /// The whole file's SHA-256 as the client declares it (hex), verified at completion.
+    pub sha256: Option<String>,
 }
 
 /// What the engine needs besides its stores.
@@ -182,6 +185,7 @@ impl Engine {
         let mut record = UploadRecord::new(id, new.protocol, new.kind, new.length, new.metadata);
         record.owner = who.caller.owner().map(str::to_owned);
         record.client = who.client_key();
+        record.expected_sha256 = new.sha256;
         self.bytes.create(&record.id).await?;
         if let Err(e) = self.records.insert(&record).await {
             let _ = self.bytes.delete(&record.id).await;

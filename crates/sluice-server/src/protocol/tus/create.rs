@@ -56,7 +56,8 @@ pub async fn handle(
 
     let who = requester(&req, &caller);
     let kind = if concat == Some(Concat::Partial) { Kind::Partial } else { Kind::Whole };
-    let new = NewUpload { protocol: Protocol::Tus, kind, length, metadata, id: None };
+    let sha256 = declared_sha256(&metadata)?;
+    let new = NewUpload { protocol: Protocol::Tus, kind, length, metadata, id: None, sha256 };
     let mut record = engine.create(who, new).await?;
     let id = record.id.clone();
     let location = req.url_for("tus_upload", [id.as_str()]).map_err(Error::internal)?.to_string();
@@ -80,6 +81,17 @@ pub async fn handle(
     response.insert_header(("Location", location)).insert_header(("Upload-Offset", record.offset));
     expiry_header(&mut response, engine, &record);
     Ok(response.finish())
+}
+
+/// The whole file's SHA-256 a client declares in the `sha256` metadata key (64 hex
+/// digits), verified when the upload completes.
+fn declared_sha256(metadata: &Metadata) -> Result<Option<String>> {
+    let Some(value) = metadata.get("sha256") else { return Ok(None) };
+    let text = std::str::from_utf8(value).unwrap_or_default();
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::new(Reason::InvalidMetadata, "Upload-Metadata: sha256 must be 64 hexadecimal digits."));
+    }
+    Ok(Some(text.to_ascii_lowercase()))
 }
 
 /// `Upload-Metadata`, within the policy's size limit.
@@ -107,7 +119,7 @@ async fn create_final(req: &HttpRequest, caller: &Caller, state: &AppState, urls
     let engine = &state.engine;
     let metadata = metadata(req, &caller.policy(&engine.policy))?;
     let parts = urls.iter().map(|url| part_id(url)).collect::<Result<Vec<_>>>()?;
-    let new = NewUpload { protocol: Protocol::Tus, kind: Kind::Whole, length: None, metadata, id: None };
+    let new = NewUpload { protocol: Protocol::Tus, kind: Kind::Whole, length: None, metadata, id: None, sha256: None };
     let record = engine.concat(requester(req, caller), new, parts).await?;
     note_transfer(req, &record.id, 0);
     let location = req.url_for("tus_upload", [record.id.as_str()]).map_err(Error::internal)?.to_string();

@@ -43,10 +43,23 @@ pub async fn handle(
             response.insert_header(("Upload-Concat", Concat::Final(urls).encode()));
         }
     }
+    if let Some(digest) = record.sha256.as_deref().and_then(repr_digest) {
+        response.insert_header(("Repr-Digest", digest));
+    }
     let metadata = record.metadata.encode();
     if !metadata.is_empty() {
         response.insert_header(("Upload-Metadata", metadata));
     }
     expiry_header(&mut response, &state.engine, &record);
     Ok(response.finish())
+}
+
+/// RFC 9530 `Repr-Digest` for a hex SHA-256.
+fn repr_digest(hex: &str) -> Option<String> {
+    use base64::Engine as _;
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .collect::<Option<Vec<u8>>>()?;
+    Some(format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(bytes)))
 }
