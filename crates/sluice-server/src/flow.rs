@@ -176,7 +176,7 @@ impl Ids {
         let (scope, cookie) = match caller.owner() {
             Some(subject) => (format!("sub:{subject}"), String::new()),
             None => (
-                req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+                crate::client::ClientId::of(req).to_string(),
                 req.cookie("sluice_scope").map(|c| c.value().to_owned()).unwrap_or_default(),
             ),
         };
@@ -246,7 +246,7 @@ pub async fn upload_chunk(
 ) -> Result<HttpResponse> {
     let policy = caller.policy(&state.policy);
     let mut params = query_params(&req)?;
-    let _permit = state.admission.admit(req.peer_addr().map(|a| a.ip()))?;
+    let _permit = state.admission.admit(&crate::client::ClientId::of(&req))?;
     let is_form = req
         .headers()
         .get(CONTENT_TYPE)

@@ -118,7 +118,7 @@ async fn receive(
             format!("This form is {}; at most {} can be sent at once.", format_size(declared), format_size(most)),
         ));
     }
-    let _permit = state.admission.admit(req.peer_addr().map(|a| a.ip()))?;
+    let _permit = state.admission.admit(&crate::client::ClientId::of(&req))?;
 
     let mut stored = Stored::default();
     let mut field_count = 0u32;

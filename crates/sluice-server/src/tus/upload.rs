@@ -90,7 +90,7 @@ pub async fn append(
         upload_length: info.length,
     };
     let allowed = policy.check_append(at)?;
-    let _permit = state.admission.admit(req.peer_addr().map(|a| a.ip()))?;
+    let _permit = state.admission.admit(&crate::client::ClientId::of(&req))?;
     let sniff_needed = info.length.map_or(SNIFF_LEN, |len| SNIFF_LEN.min(usize::try_from(len).unwrap_or(SNIFF_LEN)));
     let sniff = match usize::try_from(info.offset) {
         Ok(offset) if offset < sniff_needed => Some(SniffWindow {
