@@ -49,7 +49,7 @@ pub async fn observe(
         "request"
     );
     let Some(state) = state else { return Ok(response) };
-    let metrics = &state.metrics;
+    let metrics = &state.engine.metrics;
     // Refusals are always counted; `--no-request-metrics` turns off only the per-request series.
     if let Some(reason) = reason {
         metrics.reject(reason);

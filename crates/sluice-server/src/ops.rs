@@ -28,10 +28,11 @@ pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut ServiceConfig) + Cl
     }
 }
 
-/// Ready when storage takes writes and the memory budget is not exhausted.
+/// Ready when the stores answer and take writes and the memory budget is not exhausted.
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
-    state.storage.check_writable().await?;
-    if state.admission.is_exhausted() {
+    state.engine.records().check().await?;
+    state.engine.bytes().check_writable().await?;
+    if state.engine.admission.is_exhausted() {
         return Err(Error::new(sluice_core::Reason::ServerBusy, "The memory budget for uploads is in use.")
             .with_header("retry-after", admission::RETRY_AFTER_SECS));
     }
@@ -39,12 +40,13 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let m = &state.metrics;
+    let engine = &state.engine;
+    let m = &engine.metrics;
     let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    m.budget_bytes.set(gauge(state.admission.budget_bytes()));
-    m.budget_in_use_bytes.set(gauge(state.admission.bytes_in_use()));
+    m.budget_bytes.set(gauge(engine.admission.budget_bytes()));
+    m.budget_in_use_bytes.set(gauge(engine.admission.bytes_in_use()));
     m.resident_bytes.set(gauge(metrics::resident_memory().unwrap_or(0)));
-    m.storage_available_bytes.set(gauge(state.storage.available_space().await.unwrap_or(0)));
+    m.storage_available_bytes.set(gauge(engine.bytes().available_space().await.unwrap_or(0)));
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(m.encode())
 }
 

@@ -6,8 +6,8 @@
 
 use crate::client::TrustedProxies;
 use crate::connection::{self, Connection, ConnectionLimits, Gate};
-use crate::storage::FsStorage;
-use crate::{configure, expiry, ops, status, AppState, Settings};
+use crate::engine::expiry;
+use crate::{configure, ops, status, AppState, Backends, Settings};
 use actix_http::{HttpService, KeepAlive, Protocol};
 use actix_service::{fn_service, map_config, ServiceFactoryExt as _};
 use actix_web::dev::{AppConfig, Extensions};
@@ -18,7 +18,6 @@ use sluice_core::Policy;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Log output format.
@@ -79,16 +78,18 @@ const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// pass port 0 learn the port (then `ops listening on http://ADDR` with `--ops-listen`).
 pub async fn run(config: ServerConfig) -> io::Result<()> {
     raise_open_files_limit(config.max_connections + OPS_CONNECTIONS);
-    let storage = FsStorage::open(&config.data_dir)?.durable(config.fsync);
+    let backends = Backends::local(&config.data_dir, config.fsync, config.settings.takeover_wait)?;
     tracing::info!(
-        backend = "filesystem",
-        dir = %storage.uploads_dir().display(),
+        records = "filesystem",
+        bytes = "filesystem",
+        locks = "in-process",
+        dir = %config.data_dir.join("uploads").display(),
         max_file_size = config.policy.max_file_size,
         memory_budget = config.settings.memory_budget,
         fsync = config.fsync,
         "storage ready"
     );
-    let state = AppState::new(config.policy, Arc::new(storage), config.settings);
+    let state = AppState::new(config.policy, backends, config.settings);
     expiry::spawn(state.clone(), config.expiry_interval);
     status::spawn(state.clone(), Duration::from_secs(1));
 
@@ -99,7 +100,7 @@ pub async fn run(config: ServerConfig) -> io::Result<()> {
             header_timeout: config.header_timeout,
             trusted_proxies: config.trusted_proxies.clone(),
         },
-        state.metrics.connections.clone(),
+        state.engine.metrics.connections.clone(),
     );
     let mut builder = actix_web::dev::Server::build()
         // The gate enforces the ceiling; actix's per-worker limit must never be reached first.
@@ -245,6 +246,6 @@ async fn shut_down_on_signal(
         () = actix_web::rt::time::sleep(grace) => {}
     }
     tracing::info!("grace period over: ending in-flight uploads, keeping what arrived");
-    state.shutdown.cancel();
+    state.engine.shutdown.cancel();
     stopped.await;
 }
