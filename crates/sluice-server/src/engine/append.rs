@@ -75,7 +75,7 @@ impl Engine {
             upload_length: record.length,
         };
         let allowed = policy.check_append(at)?;
-        let _permit = self.admission.admit(who.client)?;
+        let _permit = self.admission.admit(&who.client)?;
 
         let sniff = self.sniff_window(&record, &policy);
         let mode = if input.checksum.is_some() || input.whole_body {

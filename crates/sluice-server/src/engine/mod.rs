@@ -40,7 +40,6 @@ use crate::store::{ByteStore, ByteStream, Kind, Protocol, RecordStore, StoreErro
 use sluice_core::tus::Metadata;
 use sluice_core::units::format_size;
 use sluice_core::{Policy, Reason};
-use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -51,8 +50,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Requester<'a> {
     /// The caller's verified identity (none with authorization off).
     pub caller: &'a Caller,
-    /// The client's address, for per-client caps and quotas.
-    pub client: Option<IpAddr>,
+    /// The client (its address, resolved through trusted proxies), for per-client caps and quotas.
+    pub client: crate::client::ClientId,
 }
 
 impl Requester<'_> {
@@ -60,7 +59,7 @@ impl Requester<'_> {
         // With authorization on, quotas follow the user wherever they connect from.
         match self.caller.owner() {
             Some(owner) => Some(format!("sub:{owner}")),
-            None => self.client.map(|ip| ip.to_string()),
+            None => self.client.ip().map(|ip| ip.to_string()),
         }
     }
 }

@@ -175,7 +175,7 @@ impl Ids {
         let (scope, cookie) = match caller.owner() {
             Some(subject) => (format!("sub:{subject}"), String::new()),
             None => (
-                req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+                crate::client::ClientId::of(req).to_string(),
                 req.cookie("sluice_scope").map(|c| c.value().to_owned()).unwrap_or_default(),
             ),
         };

@@ -19,7 +19,7 @@ use sluice_core::Reason;
 
 /// The engine's view of who sends `req`.
 pub(crate) fn requester<'a>(req: &HttpRequest, caller: &'a Caller) -> Requester<'a> {
-    Requester { caller, client: req.peer_addr().map(|a| a.ip()) }
+    Requester { caller, client: crate::client::ClientId::of(req) }
 }
 
 /// Parses an `{id}` path segment; anything malformed is simply unknown.
