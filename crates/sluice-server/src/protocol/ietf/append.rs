@@ -86,7 +86,7 @@ pub(super) async fn handle(
         checksum: None,
         declared_length,
         whole_body: false,
-        finish: if complete { Finish::Now } else { Finish::Later },
+        finish: reply::finish_when(version, complete),
         digest: false,
         body: payload,
     };

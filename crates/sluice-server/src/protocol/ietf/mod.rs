@@ -4,7 +4,9 @@
 //! A request carrying `Upload-Draft-Interop-Version` is served here, unless it also
 //! says `Tus-Resumable` and names a version this server does not speak: tus answers
 //! that one (as tusd does). Every rule that differs between versions comes from
-//! [`InteropVersion`]; refusals are RFC 9457 problem details.
+//! [`InteropVersion`]; refusals are RFC 9457 problem details. From version 7 only a
+//! request with `Upload-Complete: ?1` completes an upload; through version 6 reaching
+//! the known length does too (tus-js-client 4.3.1 ends a chunked file upload with `?0`).
 //!
 //! | request | module |
 //! |---|---|

@@ -1,7 +1,7 @@
 //! What every draft response shares: the interop version echoed, the completeness
 //! field, `Upload-Limit`, and refusals rendered as problem details.
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Finish};
 use crate::error::Error;
 use crate::protocol::tus::headers;
 use crate::store::UploadRecord;
@@ -100,6 +100,16 @@ pub(super) fn unknown(error: Error) -> Error {
         return Error::new(Reason::UploadNotFound, error.rejection().message.clone());
     }
     error
+}
+
+/// When an append completes its upload: now on `?1`; on `?0` at its length through
+/// version 6, never from 7.
+pub(super) fn finish_when(version: InteropVersion, complete: bool) -> Finish {
+    match (complete, version.completes_at_length()) {
+        (true, _) => Finish::Now,
+        (false, true) => Finish::AtLength,
+        (false, false) => Finish::Later,
+    }
 }
 
 /// Reads one of the draft's size fields (`Upload-Offset`, `Upload-Length`).
