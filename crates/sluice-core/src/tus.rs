@@ -12,7 +12,8 @@ use base64::Engine as _;
 /// The protocol version spoken (`Tus-Resumable`, `Tus-Version`).
 pub const TUS_VERSION: &str = "1.0.0";
 /// The extensions implemented, as listed in `Tus-Extension`.
-pub const TUS_EXTENSIONS: &str = "creation,creation-with-upload,creation-defer-length,expiration,checksum,termination";
+pub const TUS_EXTENSIONS: &str =
+    "creation,creation-with-upload,creation-defer-length,expiration,checksum,termination,concatenation";
 /// The content type of a PATCH body.
 pub const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
 

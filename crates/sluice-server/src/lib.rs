@@ -77,6 +77,8 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// Free space kept in reserve: a creation that would eat into it gets 507.
     pub disk_reserve: u64,
+    /// What one client may hold open and how fast it may create (429 past them).
+    pub quotas: engine::Quotas,
     /// Directory served at `/` (the upload page and its wasm package); the
     /// built-in placeholder page when `None`.
     pub web_dir: Option<std::path::PathBuf>,
@@ -100,6 +102,7 @@ impl Default for Settings {
             max_uploads_per_client: 16,
             idle_timeout: Duration::from_secs(30),
             disk_reserve: 256 << 20,
+            quotas: engine::Quotas::default(),
             web_dir: None,
             secret: secret::Secret::random().unwrap_or_else(|_| secret::Secret::from_bytes([7; 32])),
             auth: None,
@@ -176,6 +179,7 @@ impl AppState {
                 idle_timeout: settings.idle_timeout,
                 disk_reserve: settings.disk_reserve,
                 hooks: settings.hooks.clone(),
+                quotas: settings.quotas,
             },
         );
         web::Data::new(AppState { engine, history: status::History::default(), settings })

@@ -23,8 +23,10 @@ pub mod body;
 mod complete;
 pub mod expiry;
 mod join;
+mod quota;
 
 pub use append::{AppendInput, Finish};
+pub use quota::Quotas;
 
 use crate::admission::Admission;
 use crate::auth::Caller;
@@ -86,6 +88,8 @@ pub struct EngineSettings {
     pub disk_reserve: u64,
     /// The application's webhooks.
     pub hooks: Hooks,
+    /// What one client may hold open and how fast it may create.
+    pub quotas: Quotas,
 }
 
 /// The engine: shared by every worker and front-end.
@@ -102,6 +106,7 @@ pub struct Engine {
     /// Cancelled when the server shuts down: streaming bodies stop and keep what arrived.
     pub shutdown: CancellationToken,
     settings: EngineSettings,
+    creations: quota::CreationBuckets,
 }
 
 impl Engine {
@@ -126,6 +131,7 @@ impl Engine {
             metrics: Metrics::default(),
             shutdown,
             settings,
+            creations: quota::CreationBuckets::default(),
         }
     }
 
@@ -163,6 +169,7 @@ impl Engine {
                 policy.check_type(&[], file_name.as_deref())?;
             }
         }
+        self.admit_creation(who, new.length.unwrap_or(0)).await?;
         self.check_room(new.length.unwrap_or(0)).await?;
         if whole {
             let event = HookUpload::new(new.protocol.name(), new.length, &new.metadata, who.caller.owner());
@@ -182,10 +189,18 @@ impl Engine {
         }
         self.metrics.created.inc();
         tracing::info!(upload = %record.id, protocol = new.protocol.name(), length = ?record.length, "upload created");
-        if record.length == Some(0) && record.kind == Kind::Whole {
+        if record.length == Some(0) && !matches!(record.kind, Kind::Final(_)) {
             record = self.complete(record).await?;
         }
         Ok(record)
+    }
+
+    /// A client past its creation rate or its caps on open uploads gets `429`.
+    async fn admit_creation(&self, who: Requester<'_>, length: u64) -> Result<()> {
+        let Some(client) = who.client_key() else { return Ok(()) };
+        let quotas = &self.settings.quotas;
+        self.creations.take(&client, quotas)?;
+        quotas.check_open(self.records.open_usage(&client).await?, length)
     }
 
     /// A creation of `length` more bytes must leave the disk reserve and every
