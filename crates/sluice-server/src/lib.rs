@@ -227,8 +227,9 @@ pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut ServiceConfig) + Cl
     }
 }
 
-/// Response headers a browser-side tus client must be able to read.
+/// Response headers a browser-side tus or resumable-uploads-draft client must be able to read.
 const EXPOSED_HEADERS: &[&str] = &[
+    "accept-patch",
     "location",
     "repr-digest",
     "retry-after",
@@ -237,10 +238,14 @@ const EXPOSED_HEADERS: &[&str] = &[
     "tus-max-size",
     "tus-resumable",
     "tus-version",
+    "upload-complete",
     "upload-concat",
     "upload-defer-length",
+    "upload-draft-interop-version",
     "upload-expires",
+    "upload-incomplete",
     "upload-length",
+    "upload-limit",
     "upload-metadata",
     "upload-offset",
 ];

@@ -10,7 +10,7 @@
 //! | `sluice_uploads_in_flight` | gauge | appends streaming right now |
 //! | `sluice_received_bytes_total` | counter | body bytes received |
 //! | `sluice_rejections_total{reason}` | counter | refusals by stable reason code |
-//! | `sluice_requests_total{route,method,status}` | counter | requests |
+//! | `sluice_requests_total{route,method,status,protocol}` | counter | requests (`protocol`: `tus`, `ietf`, `form`, `flow` or `none`) |
 //! | `sluice_request_duration_seconds{route}` | histogram | request latency |
 //! | `sluice_memory_budget_bytes` / `..._in_use_bytes` | gauge | upload-buffer budget and its use |
 //! | `sluice_resident_memory_bytes` | gauge | the process's resident memory (Linux) |
@@ -44,6 +44,8 @@ pub struct RequestLabels {
     pub method: String,
     /// The response status.
     pub status: u16,
+    /// The upload protocol the request spoke (`tus`, `ietf`, `form`, `flow`), or `none`.
+    pub protocol: &'static str,
 }
 
 /// Labels of a latency observation.
@@ -190,7 +192,7 @@ impl Default for Metrics {
         registry.register("received_bytes", "Body bytes received", metrics.received_bytes.clone());
         registry.register("uploads_in_flight", "Appends streaming now", metrics.in_flight.clone());
         registry.register("rejections", "Refusals by stable reason code", metrics.rejections.clone());
-        registry.register("requests", "Requests by route, method and status", metrics.requests.clone());
+        registry.register("requests", "Requests by route, method, status and protocol", metrics.requests.clone());
         registry.register("request_duration_seconds", "Request latency by route", metrics.latency.clone());
         registry.register("memory_budget_bytes", "Memory budget for upload buffers", metrics.budget_bytes.clone());
         registry.register(

@@ -55,7 +55,8 @@ pub async fn observe(
         metrics.reject(reason);
     }
     if state.settings.request_metrics {
-        let labels = RequestLabels { route: route.clone(), method: request.method().to_string(), status };
+        let protocol = crate::protocol::spoken(request, &route).map_or("none", |p| p.name());
+        let labels = RequestLabels { route: route.clone(), method: request.method().to_string(), status, protocol };
         metrics.requests.get_or_create(&labels).inc();
         metrics.latency.get_or_create(&RouteLabel { route }).observe(elapsed.as_secs_f64());
     }

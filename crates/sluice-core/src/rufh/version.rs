@@ -106,6 +106,13 @@ impl InteropVersion {
         (self.0 <= 7).then_some(true)
     }
 
+    /// Whether an upload whose bytes reach its known length is complete without a `?1`:
+    /// through version 6, as tusd serves it and as tus-js-client 4.3.1 needs (its last
+    /// chunk read from a file says `?0`); from version 7 only `?1` completes an upload.
+    pub fn completes_at_length(self) -> bool {
+        self.0 <= 6
+    }
+
     /// Reads `Upload-Offset` (or another size field named `name`): a non-negative
     /// sf-integer no larger than [`MAX_LENGTH`].
     pub fn read_size(self, name: &str, value: Option<&str>) -> Result<Option<u64>> {
@@ -275,18 +282,19 @@ mod tests {
                     v.lifetime_key(),
                     v.fields_refused_on_head().len(),
                     v.default_complete(),
+                    v.completes_at_length(),
                 )
             })
             .collect();
         assert_eq!(
             table,
             [
-                (3, false, None, 2, Some(true)),
-                (4, false, None, 2, Some(true)),
-                (5, false, None, 2, Some(true)),
-                (6, true, Some("expires"), 3, Some(true)),
-                (7, true, Some("max-age"), 0, Some(true)),
-                (8, true, Some("max-age"), 0, None),
+                (3, false, None, 2, Some(true), true),
+                (4, false, None, 2, Some(true), true),
+                (5, false, None, 2, Some(true), true),
+                (6, true, Some("expires"), 3, Some(true), true),
+                (7, true, Some("max-age"), 0, Some(true), false),
+                (8, true, Some("max-age"), 0, None, false),
             ]
         );
         assert_eq!(v(6).fields_refused_on_head(), ["Upload-Offset", "Upload-Complete", "Upload-Length"]);

@@ -57,6 +57,10 @@ impl Engine {
         let lease = self.lease(id).await?;
         let record = self.live(who, id).await?;
         let mut record = self.settle(record, true).await?;
+        if record.is_complete() && input.finish != Finish::AtLength {
+            // The draft: a completed upload takes no request at all (tus checks offsets as usual).
+            return Err(Error::new(Reason::UploadCompleted, "This upload is complete; it takes no more bytes."));
+        }
         if matches!(record.kind, Kind::Final(_)) {
             return Err(Error::new(
                 Reason::FinalUploadImmutable,
@@ -139,7 +143,8 @@ impl Engine {
             return Err(self.stop_error(id, end, stop, too_long));
         }
         let complete = match input.finish {
-            Finish::AtLength => record.has_all_bytes(),
+            // Not again for an empty append to a completed upload: one seal, one post-finish hook.
+            Finish::AtLength => record.has_all_bytes() && !record.is_complete(),
             Finish::Now => {
                 if record.length.is_none() {
                     policy.check_size(record.offset)?;
