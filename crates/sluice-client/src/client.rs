@@ -228,7 +228,10 @@ pub fn choose_checksum(choice: ChecksumChoice, caps: &Capabilities, policy: &Pol
         ChecksumChoice::Use(a) => {
             let offered: Vec<&str> = STRENGTH.iter().filter(|a| accepted(a)).map(|a| a.name()).collect();
             let offered = if offered.is_empty() { "none".to_string() } else { offered.join(", ") };
-            Err(Error::new(code::UNSUPPORTED, format!("The server does not accept {a} checksums (it offers: {offered}).")))
+            Err(Error::new(
+                code::UNSUPPORTED,
+                format!("The server does not accept {a} checksums (it offers: {offered})."),
+            ))
         }
     }
 }

@@ -38,10 +38,7 @@ impl Fingerprint {
             endpoint: endpoint.to_string(),
             path: file.canonical.clone(),
             size: file.size,
-            modified_ns: file
-                .modified
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos()),
+            modified_ns: file.modified.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos()),
             leading_sha256: to_hex(&h.finalize()),
         }
     }

@@ -108,7 +108,8 @@ pub async fn create(http: &Http, endpoint: &Url, length: u64, metadata: &Metadat
 
 /// `POST endpoint` with `Upload-Concat: final;URL URL...`: joins finished partial uploads.
 pub async fn create_final(http: &Http, endpoint: &Url, parts: &[String], metadata: &Metadata) -> Result<String> {
-    let mut req = http.tus(Method::POST, endpoint.as_str()).header("Upload-Concat", format!("final;{}", parts.join(" ")));
+    let mut req =
+        http.tus(Method::POST, endpoint.as_str()).header("Upload-Concat", format!("final;{}", parts.join(" ")));
     let encoded = metadata.encode();
     if !encoded.is_empty() {
         req = req.header("Upload-Metadata", encoded);
@@ -166,9 +167,9 @@ fn offset_of(reply: &Reply) -> Result<u64> {
 }
 
 fn location(reply: &Reply, endpoint: &Url) -> Result<String> {
-    let loc = reply
-        .header("Location")
-        .ok_or_else(|| Error::unexpected(format!("The server answered {} to a creation without Location.", reply.status)))?;
+    let loc = reply.header("Location").ok_or_else(|| {
+        Error::unexpected(format!("The server answered {} to a creation without Location.", reply.status))
+    })?;
     endpoint
         .join(loc)
         .map(String::from)

@@ -98,7 +98,8 @@ impl Job<'_> {
 
     async fn in_parts(&self, ranges: Vec<Range<u64>>) -> Result<Uploaded> {
         let size = self.file.size;
-        let (known_final, mut known_parts) = self.record.lock().map_or((None, Vec::new()), |r| (r.url.clone(), r.parts.clone()));
+        let (known_final, mut known_parts) =
+            self.record.lock().map_or((None, Vec::new()), |r| (r.url.clone(), r.parts.clone()));
         if let Some(url) = known_final {
             if self.resume(&url, size).await? == Some(size) {
                 self.add_acked(size, 0);
@@ -179,11 +180,8 @@ impl Job<'_> {
                 next_digest = Some((end, self.digest(alg, range.start + end, next_end - end)));
             }
             let body = reqwest::Body::wrap(self.file.body(range.start + offset, end - offset));
-            let sent = self
-                .inner
-                .wire
-                .append(url, offset, body, digest.as_ref().map(|(a, d)| (*a, d.as_slice())))
-                .await;
+            let sent =
+                self.inner.wire.append(url, offset, body, digest.as_ref().map(|(a, d)| (*a, d.as_slice()))).await;
             let failure = match sent {
                 Ok(new) if new > offset && new <= len => {
                     self.add_acked(new, offset);
@@ -208,7 +206,10 @@ impl Job<'_> {
             failures += 1;
             let status = self.retrying(|| self.inner.wire.status(url)).await?;
             if status.offset > len {
-                return Err(Error::unexpected(format!("The server holds {} bytes of a {len}-byte upload.", status.offset)));
+                return Err(Error::unexpected(format!(
+                    "The server holds {} bytes of a {len}-byte upload.",
+                    status.offset
+                )));
             }
             self.add_acked(status.offset, offset);
             offset = status.offset;

@@ -168,6 +168,9 @@ mod tests {
         assert!(Reason::ChecksumMismatch.is_transient());
         assert!(!Reason::StorageFull.is_transient(), "a full disk is not retried on a schedule");
         assert!(!Reason::FileTooLarge.is_transient());
-        assert!(!Reason::DigestMismatch.is_transient(), "the whole file is wrong: resending the same bytes cannot help");
+        assert!(
+            !Reason::DigestMismatch.is_transient(),
+            "the whole file is wrong: resending the same bytes cannot help"
+        );
     }
 }
