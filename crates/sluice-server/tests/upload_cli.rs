@@ -56,8 +56,7 @@ fn path_of(url: &str) -> &str {
 fn download(server: &Server, url: &str) -> Vec<u8> {
     let mut stream = server.connect();
     blackbox::send_head(&mut stream, "GET", path_of(url), &[], None);
-    let res = read_binary(&mut stream);
-    res
+    read_binary(&mut stream)
 }
 
 fn read_binary(stream: &mut std::net::TcpStream) -> Vec<u8> {
@@ -168,7 +167,7 @@ fn refused_files_are_reported_with_the_core_reason_and_cost_no_creation() {
     good.extend_from_slice(&data(50_000, 3));
     std::fs::write(files.join("good.png"), &good).unwrap();
 
-    let out = run(&mut upload(&endpoint(&server), &dir.path().join("state"), &[]).arg(&files));
+    let out = run(upload(&endpoint(&server), &dir.path().join("state"), &[]).arg(&files));
     assert_eq!(out.status.code(), Some(1), "a refused file makes the run fail");
     let lines = stdout_lines(&out);
     assert_eq!(lines.len(), 1, "{lines:?}");
@@ -315,7 +314,7 @@ fn tokens_open_an_authorized_server() {
     let minted = sluice().args(["token", "--sub", "alice", "--auth-secret", secret]).output().unwrap();
     let token = String::from_utf8(minted.stdout).unwrap().trim().to_string();
 
-    let without = run(&mut upload(&endpoint(&server), &dir.path().join("state"), &[]).arg(&files[0].0));
+    let without = run(upload(&endpoint(&server), &dir.path().join("state"), &[]).arg(&files[0].0));
     assert_eq!(without.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&without.stderr).contains(": unauthorized: "));
 

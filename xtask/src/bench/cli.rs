@@ -31,7 +31,7 @@ impl Bench {
     /// `curl -T FILE http://ADDR/bench.bin` (a PUT) to the baseline handler.
     pub(super) fn curl_put(&self, addr: &str, file: &Path) -> Result<Duration, String> {
         let t = Instant::now();
-        curl(&mut curl_cmd(file).arg(format!("http://{addr}/bench.bin")))?;
+        curl(curl_cmd(file).arg(format!("http://{addr}/bench.bin")))?;
         Ok(t.elapsed())
     }
 
