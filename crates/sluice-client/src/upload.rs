@@ -58,14 +58,18 @@ pub fn plan_parts(size: u64, parts: usize, concatenation: bool) -> Vec<Range<u64
     (0..n).map(|i| i * step..if i + 1 == n { size } else { (i + 1) * step }).collect()
 }
 
-/// A changed file's old upload is of no use: terminate it (best effort) and forget it.
+/// A changed file's unfinished old upload is of no use: terminate it (best effort) and
+/// forget it. A finished one is left alone: it is the file as it was, and may be in use.
 async fn forget_stale(inner: &Inner, fingerprint: &Fingerprint) {
     let Some(state) = &inner.state else { return };
     let Some(stale) = state.load_stale(fingerprint) else { return };
     if inner.caps.has("termination") {
         let urls = stale.url.iter().chain(stale.parts.iter().flatten());
         for url in urls {
-            let _ = inner.wire.terminate(url).await;
+            let unfinished = inner.wire.status(url).await.is_ok_and(|s| s.length.is_none_or(|l| s.offset < l));
+            if unfinished {
+                let _ = inner.wire.terminate(url).await;
+            }
         }
     }
     state.remove(fingerprint);

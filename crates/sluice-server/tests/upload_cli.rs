@@ -83,6 +83,13 @@ fn read_binary(stream: &mut std::net::TcpStream) -> Vec<u8> {
     body
 }
 
+/// The status of `HEAD url`.
+fn head_status(server: &Server, url: &str) -> u16 {
+    let mut stream = server.connect();
+    blackbox::send_head(&mut stream, "HEAD", path_of(url), &[], None);
+    blackbox::read_reply(&mut stream, true).status
+}
+
 /// A counter from `/metrics` (summed over labels matching `labels`, e.g. `method="POST"`).
 fn metric(server: &Server, name: &str, labels: &[&str]) -> f64 {
     let text = server.request("GET", "/metrics", &[], b"").body;
@@ -273,6 +280,59 @@ fn a_server_restarted_mid_upload_is_waited_for_by_the_running_client() {
     // The restarted server got only what it lacked (at most the chunk cut by the kill again).
     let received = metric(&server, "sluice_received_bytes_total", &[]);
     assert!(received <= (96 - 16 + 4) as f64 * MIB as f64, "received {received}");
+}
+
+#[test]
+fn a_changed_file_starts_afresh_and_only_an_unfinished_old_upload_is_terminated() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), None);
+    let path = dir.path().join("f.bin");
+    let state = dir.path().join("state");
+    let upload_json = |path: &Path| {
+        let out = run(upload(&endpoint(&server), &state, &["--json"]).arg(path));
+        assert_eq!(out.status.code(), Some(0));
+        json_lines(&out).remove(0)
+    };
+    // A finished upload of the old content is left alone.
+    std::fs::write(&path, data(2 * MIB, 1)).unwrap();
+    let finished = upload_json(&path)["url"].as_str().unwrap().to_string();
+    let changed = data(2 * MIB, 2); // same size, other bytes
+    std::fs::write(&path, &changed).unwrap();
+    let r = upload_json(&path);
+    assert_ne!(r["url"].as_str().unwrap(), finished);
+    assert_eq!(r["resumed_from"], 0);
+    assert_eq!(sha(&download(&server, r["url"].as_str().unwrap())), sha(&changed));
+    assert_eq!(head_status(&server, &finished), 200, "the finished upload is kept");
+
+    // An unfinished one (the client killed mid-way) is terminated.
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, data(48 * MIB, 3)).unwrap();
+    let mut client = upload(&endpoint(&server), &state, &["--chunk-size", "1MiB"])
+        .arg(&big)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let before = metric(&server, "sluice_received_bytes_total", &[]);
+    while metric(&server, "sluice_received_bytes_total", &[]) < before + (8 * MIB) as f64 {
+        assert!(client.try_wait().unwrap().is_none(), "finished before it could be killed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    kill(&mut client);
+    let records: Vec<Value> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap())
+        .collect();
+    let unfinished = records
+        .iter()
+        .find(|r| r["fingerprint"]["path"].as_str().unwrap().ends_with("big.bin"))
+        .and_then(|r| r["url"].as_str())
+        .unwrap()
+        .to_string();
+    std::fs::write(&big, data(48 * MIB, 4)).unwrap();
+    let r = upload_json(&big);
+    assert_eq!(r["resumed_from"], 0);
+    assert_eq!(head_status(&server, &unfinished), 410, "the unfinished upload is terminated");
 }
 
 #[test]
