@@ -6,12 +6,15 @@
 //! Each scenario gets a fresh server process and data dir, so `VmHWM` (peak RSS) is per
 //! scenario, and its data is deleted afterwards (disk is limited).
 
+mod cli;
+
 use crate::http::{self, Body, Conn};
 use crate::proc::{self, Server};
 use crate::report::{
     self, Figure, Head, BASE_1, BASE_4, CALM_1, CONCURRENT, CROWD, DISK_1, DISK_4, DISK_8, FLOOD_1, FORM_1, FORM_4,
     FSYNC_1, FSYNC_SPLIT_4, ONE_1, ONE_4, ONE_8, QUIET_1, SPLIT_4,
 };
+use crate::report::{CLI_1, CLI_4, CLI_4_NONE, CURL_BASE_4, CURL_PATCH_4};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
@@ -160,6 +163,19 @@ pub fn run(opts: Options) -> Result<(), String> {
     run(&mut b, CONCURRENT, &|b| {
         b.scenario(CONCURRENT, 32 * 64 * MIB, true, |b, addr| b.concurrent(addr, 32, 64 * MIB))
     });
+    // `sluice upload` from a file on disk, beside curl sending the same file (bench/cli.rs).
+    let input = |b: &Bench, len| b.input_file(len).unwrap_or_default();
+    run(&mut b, CURL_BASE_4, &|b| {
+        let file = input(b, 4 * GIB);
+        b.scenario(CURL_BASE_4, 4 * GIB, false, |b, addr| b.curl_put(addr, &file))
+    });
+    run(&mut b, CURL_PATCH_4, &|b| {
+        let file = input(b, 4 * GIB);
+        b.scenario(CURL_PATCH_4, 4 * GIB, true, |b, addr| b.curl_patch(addr, &file))
+    });
+    run(&mut b, CLI_1, &|b| b.cli_scenario(CLI_1, GIB, &[]));
+    run(&mut b, CLI_4, &|b| b.cli_scenario(CLI_4, 4 * GIB, &[]));
+    run(&mut b, CLI_4_NONE, &|b| b.cli_scenario(CLI_4_NONE, 4 * GIB, &["--checksum", "none"]));
     if wanted(FLOOD_1) || wanted(CALM_1) {
         for fig in b.flood_scenario(GIB, FLOOD_CONNECTIONS) {
             println!("{}", fig.line());

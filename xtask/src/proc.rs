@@ -133,7 +133,8 @@ impl Drop for Server {
     }
 }
 
-fn status_kib(pid: u32, key: &str) -> Option<u64> {
+/// A `KiB` field (`VmHWM:`, `VmRSS:`) of `/proc/PID/status`.
+pub fn status_kib(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(key))?;
     line[key.len()..].split_whitespace().next()?.parse().ok()

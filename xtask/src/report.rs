@@ -36,6 +36,16 @@ pub const CROWD: &str = "sluice 256 x 16 MiB concurrent, default budget";
 pub const FORM_1: &str = "sluice 1 GiB, multipart form";
 /// A 4 GiB file in one multipart form request (`POST /upload`).
 pub const FORM_4: &str = "sluice 4 GiB, multipart form";
+/// `curl -T` of a 4 GiB file from disk to the baseline handler.
+pub const CURL_BASE_4: &str = "curl -T 4 GiB file, baseline";
+/// `curl` sending a 4 GiB file from disk to Sluice as one tus PATCH.
+pub const CURL_PATCH_4: &str = "curl 4 GiB file, one tus PATCH to sluice";
+/// `sluice upload` of a 1 GiB file (default: 32 MiB chunks, sha256 per chunk).
+pub const CLI_1: &str = "sluice upload 1 GiB file";
+/// `sluice upload` of a 4 GiB file (default: 32 MiB chunks, sha256 per chunk).
+pub const CLI_4: &str = "sluice upload 4 GiB file";
+/// `sluice upload --checksum none` of a 4 GiB file.
+pub const CLI_4_NONE: &str = "sluice upload 4 GiB file, --checksum none";
 
 /// A 1 GiB upload in one PATCH, no flood, on the server the flood scenario then floods.
 pub const CALM_1: &str = "sluice 1 GiB, one PATCH, no flood (flood scenario)";
@@ -190,7 +200,10 @@ pub fn render(
          `SLUICE_MAX_UPLOADS_PER_CLIENT={MAX_UPLOADS_PER_CLIENT}` (all bench clients share one address), other \
          settings default. The flood rows (same server, same client) come from `xtask/src/flood.py` holding 2000 \
          slow-header connections from 127.0.0.2 while the upload comes from 127.0.0.1; the flooded row's \
-         \"vs baseline\" is against the no-flood row.\n\n",
+         \"vs baseline\" is against the no-flood row. \
+         Rows starting with `curl` or `sluice upload` send a file from disk (page cache) and compare with \
+         `curl -T` of the same file to the baseline; in `sluice upload` rows the peak RSS is the client's own \
+         (the `curl` rows show the server's).\n\n",
     ));
     out.push_str(
         "| scenario | time | MB/s | vs baseline | vs disk only | peak RSS | RSS at start |\n\
@@ -201,11 +214,14 @@ pub fn render(
             ONE_1 | FORM_1 | FSYNC_1 | QUIET_1 | CALM_1 => find(BASE_1),
             FLOOD_1 => find(CALM_1),
             ONE_4 | SPLIT_4 | FORM_4 | FSYNC_SPLIT_4 => find(BASE_4),
+            CURL_PATCH_4 | CLI_1 | CLI_4 | CLI_4_NONE => find(CURL_BASE_4),
             _ => None,
         };
         let disk = match f.name {
             BASE_1 | ONE_1 | FORM_1 | FSYNC_1 | QUIET_1 => find(DISK_1),
-            BASE_4 | ONE_4 | SPLIT_4 | FORM_4 | FSYNC_SPLIT_4 => find(DISK_4),
+            BASE_4 | ONE_4 | SPLIT_4 | FORM_4 | FSYNC_SPLIT_4 | CURL_BASE_4 | CURL_PATCH_4 | CLI_4 | CLI_4_NONE => {
+                find(DISK_4)
+            }
             ONE_8 => find(DISK_8),
             _ => None,
         };
@@ -313,6 +329,21 @@ pub fn render(
     }
     if let Some(k) = find(CONCURRENT).and_then(|f| f.peak_rss_kib) {
         target(format!("{CONCURRENT}: peak RSS ≤ 48 MiB"), mib(Some(k)), Some(k <= 48 * 1024));
+    }
+    for name in [CLI_4, CLI_4_NONE] {
+        if let (Some(a), Some(b)) = (find(name).and_then(Figure::mb_s), find(CURL_BASE_4).and_then(Figure::mb_s)) {
+            let r = a / b;
+            target(format!("{name}: ≥ 90% of {CURL_BASE_4}"), format!("{:.0}%", 100.0 * r), Some(r >= 0.9));
+        }
+    }
+    for name in [CLI_1, CLI_4, CLI_4_NONE] {
+        if let Some(k) = find(name).and_then(|f| f.peak_rss_kib) {
+            target(format!("{name}: client peak RSS ≤ 32 MiB"), mib(Some(k)), Some(k <= 32 * 1024));
+        }
+    }
+    if let (Some(a), Some(b)) = (find(CLI_1).and_then(|f| f.peak_rss_kib), find(CLI_4).and_then(|f| f.peak_rss_kib)) {
+        let growth = b as i64 - a as i64;
+        target("client peak RSS growth 1 → 4 GiB: < 1 MiB".into(), format!("{growth:+} KiB"), Some(growth < 1024));
     }
     if head.error.is_none() {
         target("HEAD ≥ 50k req/s".into(), format!("{:.0} req/s", head.rate()), Some(head.rate() >= 50_000.0));
