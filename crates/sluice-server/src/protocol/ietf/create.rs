@@ -2,7 +2,7 @@
 
 use super::reply::{self, Answer, Refusal};
 use crate::auth::Caller;
-use crate::engine::{AppendInput, Finish, NewUpload};
+use crate::engine::{AppendInput, NewUpload};
 use crate::error::Error;
 use crate::protocol::tus::headers;
 use crate::protocol::{note_transfer, requester};
