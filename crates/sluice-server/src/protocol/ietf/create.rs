@@ -12,7 +12,7 @@ use actix_web::http::header::{ContentDisposition, CONTENT_DISPOSITION, CONTENT_T
 use actix_web::{web, HttpRequest, HttpResponse};
 use sluice_core::rufh::{field, InteropVersion, PARTIAL_UPLOAD};
 use sluice_core::tus::{Metadata, OFFSET_OCTET_STREAM};
-use sluice_core::{repr_digest, Reason};
+use sluice_core::Reason;
 
 /// Creates an upload; with content (or `?1`), appends it at once.
 pub(super) async fn handle(
@@ -73,9 +73,10 @@ pub(super) async fn handle(
     let metadata = metadata(req, policy.max_metadata_size)?;
 
     let who = requester(req, caller);
-    // The whole file's digest, verified when the upload completes (RFC 9530 `Repr-Digest`).
-    let sha256 = headers::single(req, repr_digest::FIELD)?
-        .map(repr_digest::parse_sha256)
+    // RFC 9530 Repr-Digest (sha-256) on creation declares the whole file's digest, verified
+    // when the upload completes.
+    let sha256 = headers::single(req, "Repr-Digest")?
+        .map(sluice_core::repr_digest::parse_sha256)
         .transpose()?
         .flatten()
         .map(|digest| sluice_core::checksum::to_hex(&digest));
