@@ -240,14 +240,13 @@ pub fn run(opts: Options) -> Result<(), String> {
         let heads = wanted("HEAD").then(|| b.peer_heads(8, 5));
         Peers { rows, heads, load: (load_before, report::loadavg()), versions: peers::versions() }
     });
+    let load = (load_before, report::loadavg());
+    let text = report::render(&figures, &head, quiet_head.as_ref(), peers.as_ref(), &opts, load);
+    println!("\n{text}");
     if opts.only.is_some() {
         println!("--only: docs/benchmarks.md left as it is");
         return Ok(());
     }
-
-    let load = (load_before, report::loadavg());
-    let text = report::render(&figures, &head, quiet_head.as_ref(), peers.as_ref(), &opts, load);
-    println!("\n{text}");
     let doc = root.join("docs/benchmarks.md");
     report::update_doc(&doc, &text)?;
     println!("updated {}", doc.display());

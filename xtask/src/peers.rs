@@ -52,10 +52,10 @@ impl Peer {
 /// present; compiles niced so other work on the machine keeps its share. Prints the time taken.
 pub fn install() -> Result<(), String> {
     let t = Instant::now();
-    setup::step(&format!("rustus {RUSTUS_VERSION} (cargo install, ~5-10 min)"), || {
+    setup::step(&format!("rustus {RUSTUS_VERSION} (cargo install: minutes, niced)"), || {
         cargo_install("rustus", RUSTUS_VERSION, &format!("Rustus {RUSTUS_VERSION}"))
     })?;
-    setup::step(&format!("oha {OHA_VERSION} (cargo install, ~3-6 min)"), || {
+    setup::step(&format!("oha {OHA_VERSION} (cargo install: minutes, niced)"), || {
         cargo_install("oha", OHA_VERSION, &format!("oha {OHA_VERSION}"))
     })?;
     setup::step(&format!("npm ci in {NODE_DIR}/"), || setup::npm_ci(NODE_DIR))?;
@@ -161,8 +161,11 @@ pub fn oha_head(url: &str, conns: usize, secs: u64) -> Result<OhaResult, String>
     parse_oha(&String::from_utf8_lossy(&out.stdout))
 }
 
-/// Reads oha's JSON summary (std only: oha writes serde's compact form, fields in a fixed order).
+/// Reads oha's JSON summary (std only; fields come in a fixed order, pretty-printed).
 fn parse_oha(json: &str) -> Result<OhaResult, String> {
+    // No key or number read here contains whitespace: drop it, so layout does not matter.
+    let json: String = json.chars().filter(|c| !c.is_whitespace()).collect();
+    let json = json.as_str();
     let number = |key: &str, within: Option<&str>| {
         let from = within.and_then(|w| json.find(&format!("\"{w}\""))).unwrap_or(0);
         json_number(&json[from..], key).ok_or_else(|| format!("oha output without {key}: {json:.300}"))
@@ -210,6 +213,19 @@ mod tests {
         let r = parse_oha(OHA).unwrap();
         assert_eq!((r.rate, r.secs), (14812.5, 5.001));
         assert!((r.p50_us - 420.0).abs() < 1e-6 && (r.p99_us - 1750.0).abs() < 1e-6);
+    }
+
+    /// oha 1.16 pretty-prints, as here (abridged from a real run).
+    #[test]
+    fn reads_oha_pretty_json() {
+        let pretty = "{\n  \"summary\": {\n    \"successRate\": 1.0,\n    \"total\": 1.015568845,\n    \
+            \"requestsPerSec\": 187.08726733341254,\n    \"totalData\": 0\n  },\n  \"metrics\": {\n    \
+            \"latency_ms\": {\n      \"min\": 1.433,\n      \"p50\": 1.034,\n      \"p99\": 17.157\n    }\n  },\n  \
+            \"latencyPercentiles\": {\n    \"p50\": 0.001033539\n  },\n  \"statusCodeDistribution\": {\n    \
+            \"200\": 190\n  },\n  \"errorDistribution\": {}\n}\n";
+        let r = parse_oha(pretty).unwrap();
+        assert_eq!((r.rate, r.secs), (187.08726733341254, 1.015568845));
+        assert!((r.p50_us - 1034.0).abs() < 1e-6 && (r.p99_us - 17157.0).abs() < 1e-6);
     }
 
     #[test]

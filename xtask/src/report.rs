@@ -281,8 +281,8 @@ fn render_peers(peers: &Peers, runs: u32) -> String {
         peers.versions
     ));
     out.push_str(&format!(
-        "| scenario | {} | {} | {} | Sluice/{} | Sluice/{} |\n|---|---:|---:|---:|---:|---:|\n",
-        labels[0], labels[1], labels[2], labels[1], labels[2]
+        "| scenario | {} | {} | {} | Sluice/rustus | Sluice/@tus |\n|---|---:|---:|---:|---:|---:|\n",
+        labels[0], labels[1], labels[2]
     ));
     for row in &peers.rows {
         let ok = |f: &Figure| f.error.is_none();
