@@ -161,18 +161,22 @@ impl Drop for SmallDisk {
 
 #[test]
 fn a_full_disk_answers_507_keeps_what_was_written_and_resumes_after_space_is_freed() {
-    let disk = SmallDisk::new("4m");
+    // 6 MiB, of which the record store sets 1 MiB aside for records when the disk fills.
+    let disk = SmallDisk::new("6m");
     let server = Server::start_with(disk.path(), None, &["--disk-reserve", "0"]);
 
-    let too_big = server.request("POST", "/files/", &[("Upload-Length", (8u64 << 20).to_string())], b"");
+    let too_big = server.request("POST", "/files/", &[("Upload-Length", (16u64 << 20).to_string())], b"");
     assert_eq!(too_big.status, 507, "an upload that cannot fit is refused at creation: {too_big:?}");
     assert!(too_big.body.contains("storage_full"));
 
-    let first = data(2 << 20, 5);
-    let second = data(3 << 20, 6);
+    let first = data(3 << 19, 5);
+    let second = data(3 << 19, 6);
     let a = server.create(first.len() as u64);
     let b = server.create(second.len() as u64);
     assert_eq!(server.patch(&a, 0, &first).status, 204);
+    // Something other than Sluice fills the disk after both uploads were admitted.
+    let filler = disk.path().join("filler");
+    std::fs::write(&filler, vec![0u8; 3 << 20]).unwrap();
     let full = server.patch(&b, 0, &second);
     assert_eq!(full.status, 507, "running out of space mid-way: {full:?}");
     let kept = server.offset(&b);
@@ -184,6 +188,28 @@ fn a_full_disk_answers_507_keeps_what_was_written_and_resumes_after_space_is_fre
     assert_eq!(server.patch(&b, kept, &second[kept as usize..]).status, 204, "resumes after space is freed");
     assert_eq!(sha(&stored(disk.path(), &b)), sha(&second));
     drop(server);
+}
+
+#[test]
+fn declared_bytes_never_promise_more_than_the_disk_holds() {
+    let disk = SmallDisk::new("8m");
+    let policy = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(policy.path(), "upload_expiry = \"2s\"\n").unwrap();
+    let server =
+        Server::start_with(disk.path(), Some(policy.path()), &["--disk-reserve", "0", "--expiry-interval", "1s"]);
+    // Three clients each declare 3 MiB on a disk of 8: the third would overcommit.
+    let one = server.create(3 << 20);
+    let two = server.create(3 << 20);
+    let three = server.request("POST", "/files/", &[("Upload-Length", (3u64 << 20).to_string())], b"");
+    assert_eq!(three.status, 507, "the upload that would overcommit is refused at creation: {three:?}");
+    assert!(three.body.contains("storage_full"), "{three:?}");
+    // The admitted ones finish: their space was kept for them.
+    assert_eq!(server.patch(&one, 0, &data(3 << 20, 1)).status, 204);
+    // The second is abandoned; once it expires, its promise is released.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(server.request("GET", &two, &[], b"").status, 410, "expired");
+    let again = server.request("POST", "/files/", &[("Upload-Length", (3u64 << 20).to_string())], b"");
+    assert_eq!(again.status, 201, "space promised to an expired upload is available again: {again:?}");
 }
 
 #[test]
@@ -222,4 +248,87 @@ fn a_client_that_never_finishes_its_headers_is_cut_off() {
     let cut = read_response(&mut stalled);
     assert_eq!(cut.status, 408, "{cut:?}");
     assert_eq!(server.request("GET", "/healthz", &[], b"").status, 200, "the server goes on");
+}
+
+#[test]
+fn a_keep_alive_connection_that_trickles_its_next_head_is_cut_off_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &["--header-timeout", "1s"]);
+    let mut conn = server.connect();
+    conn.write_all(b"GET /policy HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_reply(&mut conn, false).status, 200, "the first request is served; the connection stays open");
+    // The next head starts and never ends: a header line every 200 ms, for up to 15 s.
+    conn.write_all(b"GET /policy HTTP/1.1\r\nHost: x\r\n").unwrap();
+    conn.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut closed = false;
+    for _ in 0..75 {
+        let mut buf = [0u8; 64];
+        match std::io::Read::read(&mut conn, &mut buf) {
+            Ok(0) => closed = true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => closed = true,
+        }
+        if closed || conn.write_all(b"X-Slow: 1\r\n").is_err() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the server kept a trickling head open for 15 s");
+    assert_eq!(metric(&server, "sluice_connections_refused_total{reason=\"header_timeout\"}"), 1.0);
+
+    // The first head's timeout (answered 408 by actix) and a malformed head are counted too.
+    let mut stalled = server.connect();
+    stalled.write_all(b"GET /policy HTTP/1.1\r\n").unwrap();
+    assert_eq!(read_response(&mut stalled).status, 408);
+    let mut garbage = server.connect();
+    garbage.write_all(b"NOT HTTP AT ALL\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut garbage).status, 400);
+    assert_eq!(metric(&server, "sluice_connections_refused_total{reason=\"header_timeout\"}"), 2.0);
+    assert_eq!(metric(&server, "sluice_connections_refused_total{reason=\"malformed_head\"}"), 1.0);
+}
+
+/// Whether a GET /policy from `source` on a fresh connection is answered 200.
+fn answered(server: &Server, source: &str) -> bool {
+    let mut conn = server.connect_from(source);
+    let _ = conn.write_all(b"GET /policy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut reply = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut conn, &mut reply);
+    reply.starts_with(b"HTTP/1.1 200")
+}
+
+#[test]
+fn one_address_past_its_connection_cap_is_closed_at_once_and_others_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &["--max-connections-per-client", "3"]);
+    let held: Vec<TcpStream> = (0..3).map(|_| server.connect_from("127.0.0.1")).collect();
+    let open_now = || metric_from(&server, "127.0.0.2", "sluice_connections_open");
+    // The three held connections and the probe itself.
+    eventually("three held connections are admitted", || open_now() == 4.0);
+    assert!(!answered(&server, "127.0.0.1"), "a fourth connection is closed without an answer");
+    assert!(answered(&server, "127.0.0.2"), "another address is served");
+    assert_eq!(
+        metric_from(&server, "127.0.0.2", "sluice_connections_refused_total{reason=\"too_many_connections\"}"),
+        1.0
+    );
+    drop(held);
+    eventually("closed connections give their places back", || answered(&server, "127.0.0.1"));
+}
+
+fn metric_from(server: &Server, source: &str, name: &str) -> f64 {
+    let text = request_on(server.connect_from(source), "GET", "/metrics", &[], b"").body;
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn refusals_are_counted_even_without_request_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &["--no-request-metrics"]);
+    assert_eq!(server.request("POST", "/files/", &[], b"").status, 400);
+    assert_eq!(metric(&server, "sluice_rejections_total{reason=\"upload_length_required\"}"), 1.0);
+    assert_eq!(metric(&server, "sluice_requests_total"), 0.0, "per-request series are off");
 }
