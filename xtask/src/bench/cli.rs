@@ -67,7 +67,7 @@ impl Bench {
             }
         };
         for _ in 0..self.repeat {
-            let (server, data) = match self.start(true) {
+            let (server, data) = match self.start(super::SLUICE) {
                 Ok(s) => s,
                 Err(e) => {
                     fig.error = Some(e);
