@@ -7,13 +7,11 @@
 use actix_web::test::{self, TestRequest};
 use actix_web::App;
 use libfuzzer_sys::fuzz_target;
-use sluice_server::storage::FsStorage;
-use sluice_server::{configure, AppState, Settings};
+use sluice_server::{configure, AppState, Backends, Settings};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 
 const BOUNDARY: &str = "multipart/form-data; boundary=B";
 
@@ -43,10 +41,11 @@ thread_local! {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let system = actix_web::rt::System::new();
-    let storage = FsStorage::open(dir.path()).expect("storage");
-    let uploads = storage.uploads_dir().to_path_buf();
+    let settings = Settings::default();
+    let backends = Backends::local(dir.path(), false, settings.takeover_wait).expect("storage");
+    let uploads = dir.path().join("uploads");
     let policy = sluice_core::Policy::from_toml(POLICY).expect("policy");
-    let state = AppState::new(policy, Arc::new(storage), Settings::default());
+    let state = AppState::new(policy, backends, settings);
     let service = system.block_on(test::init_service(App::new().configure(configure(state))));
     let service = Rc::new(service);
     let app: Call = Rc::new(move |req: TestRequest| {
