@@ -443,6 +443,7 @@ async function main() {
   showPolicy(client.describePolicy())
   $('choose').disabled = false
   $('fallback').open = false
+  document.body.dataset.hashWorkers = String(client.hashWorkers)
   document.body.dataset.ready = 'true'
   showEarlier()
 }

@@ -147,6 +147,7 @@ impl UploadState {
 
 /// A file's verdict. `code` is one of the server's stable reason codes.
 #[derive(Debug, Clone, Serialize, Tsify)]
+#[tsify(missing_as_null)]
 pub struct Verdict {
     /// Whether the file may be sent.
     pub ok: bool,
@@ -166,6 +167,7 @@ pub struct Verdict {
 
 /// A drop's verdict: the batch limits, then each file.
 #[derive(Debug, Clone, Serialize, Tsify)]
+#[tsify(missing_as_null)]
 pub struct BatchVerdict {
     /// Whether the batch and every file in it may be sent.
     pub ok: bool,
@@ -180,6 +182,7 @@ pub struct BatchVerdict {
 /// Progress of acknowledged bytes.
 #[derive(Debug, Clone, Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
+#[tsify(missing_as_null)]
 pub struct Progress {
     /// Bytes the server acknowledged.
     pub uploaded: f64,
@@ -204,6 +207,7 @@ pub struct Progress {
 /// What `Upload.start()` resolves with.
 #[derive(Debug, Clone, Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
+#[tsify(missing_as_null)]
 pub struct UploadResult {
     /// The upload's URL on the server.
     pub url: String,
@@ -220,6 +224,7 @@ pub struct UploadResult {
 /// An unfinished upload this browser started earlier (found in localStorage).
 #[derive(Debug, Clone, Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
+#[tsify(missing_as_null)]
 pub struct PendingUpload {
     /// The file's name.
     pub name: String,
@@ -268,7 +273,8 @@ pub struct SluiceError {
 
 /// Converts a value to JS: `None` as `null`, maps as plain objects.
 pub fn to_js<T: Serialize>(value: &T) -> JsValue {
-    let serializer = serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true).serialize_maps_as_objects(true);
+    let serializer =
+        serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true).serialize_maps_as_objects(true);
     value.serialize(&serializer).unwrap_or(JsValue::UNDEFINED)
 }
 

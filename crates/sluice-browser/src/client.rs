@@ -215,7 +215,11 @@ mod tests {
     fn checksum_choice_follows_server_and_policy() {
         let caps = Capabilities::from_headers(Some("creation,checksum"), Some("sha1,sha256"), None);
         let open = Policy::default();
-        assert_eq!(choose_checksum(ChecksumChoice::Auto, &caps, &open), Some(Algorithm::Sha256), "not sha1 for being first");
+        assert_eq!(
+            choose_checksum(ChecksumChoice::Auto, &caps, &open),
+            Some(Algorithm::Sha256),
+            "not sha1 for being first"
+        );
         assert_eq!(choose_checksum(ChecksumChoice::Prefer(Algorithm::Sha1), &caps, &open), Some(Algorithm::Sha1));
         assert_eq!(choose_checksum(ChecksumChoice::Prefer(Algorithm::Crc32c), &caps, &open), Some(Algorithm::Sha256));
         assert_eq!(choose_checksum(ChecksumChoice::Fast, &caps, &open), Some(Algorithm::Sha256), "no crc32c offered");

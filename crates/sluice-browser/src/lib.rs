@@ -435,8 +435,8 @@ pub fn digest(file: Blob, algorithm: &str) -> Promise {
 /// reused buffer. The hashing workers call this; a page may too.
 #[wasm_bindgen(js_name = chunkChecksum)]
 pub async fn chunk_checksum(blob: Blob, start: f64, end: f64, algorithm: String) -> Result<String, JsValue> {
-    let algorithm =
-        Algorithm::from_name(&algorithm).ok_or_else(|| options_error("algorithm must be sha1, sha256 or crc32c".into()))?;
+    let algorithm = Algorithm::from_name(&algorithm)
+        .ok_or_else(|| options_error("algorithm must be sha1, sha256 or crc32c".into()))?;
     if !(0.0 <= start && start <= end && end <= blob.size()) {
         return Err(options_error(format!("{start}..{end} is not a range of this {}-byte blob", blob.size())));
     }

@@ -6,12 +6,12 @@
 //! the next chunk while the current one is on the wire, so hashing and
 //! sending overlap.
 
+use crate::api::Progress;
 use crate::blob::{self, Reader};
 use crate::check::{self, Checked};
 use crate::client::Shared;
 use crate::error::{code, Error, Result};
 use crate::fingerprint::{self, Store};
-use crate::api::Progress;
 use crate::hashpool::HashJob;
 use crate::http::{Failure, Reply};
 use crate::js;

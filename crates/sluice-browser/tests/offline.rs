@@ -97,7 +97,10 @@ async fn digests_match_published_check_values() {
         hex(&file(b"", "e.txt"), "sha256").await.expect("digest"),
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     );
-    assert_eq!(hex(&file(b"abc", "abc.txt"), "sha1").await.expect("digest"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+    assert_eq!(
+        hex(&file(b"abc", "abc.txt"), "sha1").await.expect("digest"),
+        "a9993e364706816aba3e25717850c26c9cd0d89d"
+    );
     assert_eq!(hex(&random_file(1000, 9, "s.bin"), "sha256").await.expect("digest"), SHA256_PATTERN_1000_9);
 }
 
@@ -170,10 +173,8 @@ async fn hashing_workers_give_the_same_checksums() {
     let f: web_sys::Blob = random_file((3 << 20) + 99, 17, "w.bin").into();
     let ranges = [0..1u64 << 20, 1 << 20..2 << 20, 2 << 20..(3 << 20) + 99, 0..0];
     // All jobs in flight at once, answered in any order.
-    let jobs: Vec<_> = ranges
-        .iter()
-        .map(|r| (r.clone(), pool.hash(&f, r.clone(), Algorithm::Sha256).expect("queued")))
-        .collect();
+    let jobs: Vec<_> =
+        ranges.iter().map(|r| (r.clone(), pool.hash(&f, r.clone(), Algorithm::Sha256).expect("queued"))).collect();
     for (range, job) in jobs {
         let got = job.value().await.expect("worker checksum");
         let part = blob::slice(&f, range.clone()).expect("slice");
@@ -246,12 +247,8 @@ async fn retries_are_decided_by_reason_on_real_responses() {
 
 #[wasm_bindgen_test]
 async fn bad_options_are_refused_before_any_request() {
-    let cases = [
-        r#"{"chunkSize": -1}"#,
-        r#"{"checksum": "md5"}"#,
-        r#"{"concurrency": "three"}"#,
-        r#"{"hashWorkers": -2}"#,
-    ];
+    let cases =
+        [r#"{"chunkSize": -1}"#, r#"{"checksum": "md5"}"#, r#"{"concurrency": "three"}"#, r#"{"hashWorkers": -2}"#];
     for json in cases {
         // Port 9 (discard) on loopback: were any request sent, it would fail differently.
         let err = sluice_browser::Client::connect("http://127.0.0.1:9/files/".into(), Some(options(json))).await;

@@ -46,6 +46,7 @@ pub mod server;
 pub mod status;
 pub mod storage;
 pub mod tus;
+mod web_assets;
 
 use actix_cors::Cors;
 use actix_web::http::Method;
@@ -165,9 +166,8 @@ pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut ServiceConfig) + Cl
                     Some(dir) => {
                         cfg.service(actix_files::Files::new("/", dir).index_file("index.html"));
                     }
-                    None => {
-                        cfg.route("/", web::get().to(page));
-                    }
+                    // The page embedded at build time (or a placeholder saying how to get it).
+                    None => web_assets::routes(cfg),
                 }),
         );
     }
@@ -253,8 +253,4 @@ async fn status_page() -> HttpResponse {
 
 async fn status_samples(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(state.history.report(&state))
-}
-
-async fn page() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(include_str!("../../../web/index.html"))
 }
