@@ -27,6 +27,10 @@ impl Options {
     }
 }
 
+/// The in-process table tests (tests/common's harness), run against every store.
+const IN_PROCESS_SUITES: &[&str] =
+    &["auth", "concat", "creation", "flow", "form", "head", "hooks", "options", "patch", "termination"];
+
 type Step = (&'static str, Box<dyn Fn() -> Result<(), String>>);
 
 /// Runs the whole test sequence.
@@ -48,6 +52,19 @@ pub fn run(opts: Options) -> Result<(), String> {
         Box::new(|| proc::run(cargo().args(["check", "-p", "sluice-core", "--target", "wasm32-unknown-unknown"]))),
     ));
     steps.push(("cargo test", Box::new(|| proc::run(cargo().args(["test", "--workspace"])))));
+    steps.push((
+        "in-process tests, memory store",
+        Box::new(|| {
+            // The protocol tables again, over the in-memory stores: the storage seam is not
+            // shaped around files.
+            let mut cmd = cargo();
+            cmd.args(["test", "-p", "sluice-server"]);
+            for suite in IN_PROCESS_SUITES {
+                cmd.args(["--test", suite]);
+            }
+            proc::run(cmd.env("SLUICE_TEST_STORE", "memory"))
+        }),
+    ));
     steps.push(("release build", Box::new(build_release_server)));
     steps.push(("interop (node)", Box::new(interop)));
     steps.push(("e2e (Chromium)", Box::new(e2e)));

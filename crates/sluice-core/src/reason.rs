@@ -84,6 +84,7 @@ reasons! {
     UploadCompleted => "upload_completed", "The upload is already complete; it takes no more bytes.";
     InconsistentLength => "inconsistent_upload_length", "The request's length indications disagree with each other or with the upload's recorded length.";
     TooManyOpenUploads => "too_many_open_uploads", "This client has as many unfinished uploads, or declared-but-unsent bytes, as allowed; finish or cancel some first.";
+    RangeNotSatisfiable => "range_not_satisfiable", "A download's `Range` names no byte of the file.";
     RateLimited => "rate_limited", "This client creates uploads faster than allowed; retry after `Retry-After` seconds.";
     Internal => "internal_error", "The server failed; the detail is in its log.";
 }
@@ -168,6 +169,9 @@ mod tests {
         assert!(Reason::ChecksumMismatch.is_transient());
         assert!(!Reason::StorageFull.is_transient(), "a full disk is not retried on a schedule");
         assert!(!Reason::FileTooLarge.is_transient());
-        assert!(!Reason::DigestMismatch.is_transient(), "the whole file is wrong: resending the same bytes cannot help");
+        assert!(
+            !Reason::DigestMismatch.is_transient(),
+            "the whole file is wrong: resending the same bytes cannot help"
+        );
     }
 }

@@ -98,6 +98,18 @@ pub struct ServeArgs {
     #[arg(long, env = "SLUICE_MAX_UPLOADS_PER_CLIENT", default_value_t = 16)]
     pub max_uploads_per_client: u32,
 
+    /// Unfinished uploads one client (its token subject, else its address) may hold; past it, 429.
+    #[arg(long, env = "SLUICE_MAX_OPEN_UPLOADS_PER_CLIENT", default_value_t = 1000)]
+    pub max_open_uploads_per_client: u64,
+
+    /// Declared-but-unreceived bytes one client's unfinished uploads may add up to; past it, 429.
+    #[arg(long, env = "SLUICE_MAX_OPEN_BYTES_PER_CLIENT", default_value = "1 TiB", value_parser = units::parse_size)]
+    pub max_open_bytes_per_client: u64,
+
+    /// Uploads one client may create per second, sustained (with a burst of ten times as many); past it, 429.
+    #[arg(long, env = "SLUICE_CREATION_RATE", default_value_t = 20.0)]
+    pub creation_rate: f64,
+
     /// A request body that sends nothing for this long is ended, keeping what arrived (408).
     #[arg(long, env = "SLUICE_IDLE_TIMEOUT", default_value = "30s", value_parser = units::parse_span)]
     pub idle_timeout: Duration,
@@ -177,6 +189,9 @@ impl ServeArgs {
                     .into(),
             );
         }
+        if !(self.creation_rate.is_finite() && self.creation_rate > 0.0) {
+            return Err("--creation-rate must be a positive number".into());
+        }
         std::fs::create_dir_all(&self.data_dir)
             .map_err(|e| format!("cannot create --data-dir {}: {e}", self.data_dir.display()))?;
         let key = self.data_dir.join("secret.key");
@@ -201,6 +216,12 @@ impl ServeArgs {
                 max_uploads_per_client: self.max_uploads_per_client,
                 idle_timeout: self.idle_timeout,
                 disk_reserve: self.disk_reserve,
+                quotas: crate::engine::Quotas {
+                    max_open_uploads: self.max_open_uploads_per_client,
+                    max_open_bytes: self.max_open_bytes_per_client,
+                    creations_per_second: self.creation_rate,
+                    creation_burst: self.creation_rate * 10.0,
+                },
                 web_dir: self.web_dir,
                 secret,
                 request_metrics: !self.no_request_metrics,

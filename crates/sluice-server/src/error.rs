@@ -5,7 +5,7 @@
 //! `{"code": "<reason code>", "message": "<plain words>"}`. Storage and I/O
 //! failures are logged with their detail and answered with a generic 500.
 
-use crate::storage::StorageError;
+use crate::store::StoreError;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -45,6 +45,17 @@ impl Error {
     pub fn reason(&self) -> Reason {
         self.rejection.reason
     }
+
+    /// The refusal (reason and plain-words message), for front-ends that render errors
+    /// their own way (problem details for the IETF draft).
+    pub fn rejection(&self) -> &Rejection {
+        &self.rejection
+    }
+
+    /// Headers the response must carry (`Retry-After`, `Location`, ...).
+    pub fn headers(&self) -> &[(HeaderName, String)] {
+        &self.headers
+    }
 }
 
 impl From<Rejection> for Error {
@@ -53,18 +64,31 @@ impl From<Rejection> for Error {
     }
 }
 
-impl From<StorageError> for Error {
-    fn from(e: StorageError) -> Error {
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Error {
         match e {
-            StorageError::NotFound => Error::new(Reason::UploadNotFound, "No upload has this id."),
-            StorageError::Gone => Error::new(Reason::UploadGone, "This upload was terminated or has expired."),
-            StorageError::OffsetMismatch { actual } => {
+            StoreError::NotFound => Error::new(Reason::UploadNotFound, "No upload has this id."),
+            StoreError::Gone => Error::new(Reason::UploadGone, "This upload was terminated or has expired."),
+            StoreError::OffsetMismatch { actual } => {
                 Error::new(Reason::OffsetMismatch, format!("The upload is at byte {actual}."))
             }
-            StorageError::Full => {
+            StoreError::Fenced => {
+                Error::new(Reason::UploadInterrupted, "A newer request took over this upload; resume from its offset.")
+            }
+            StoreError::Full => {
                 Error::new(Reason::StorageFull, "The server ran out of storage space; what arrived before was kept.")
             }
-            StorageError::Io(e) => Error::internal(format!("storage: {e}")),
+            StoreError::Unavailable(why) => {
+                tracing::warn!(error = %why, "backend unavailable");
+                Error::new(
+                    Reason::BackendUnavailable,
+                    "The server's storage cannot be reached right now; nothing acknowledged was lost. Retry shortly.",
+                )
+                .with_header("retry-after", crate::admission::RETRY_AFTER_SECS)
+            }
+            StoreError::Partial { cause, .. } => Error::from(*cause),
+            StoreError::Exists => Error::internal("storage: an upload with this id exists already"),
+            StoreError::Io(e) => Error::internal(format!("storage: {e}")),
         }
     }
 }
@@ -107,6 +131,7 @@ pub fn status_for(reason: Reason) -> StatusCode {
         UploadGone => 410,
         UploadLocked => 423,
         MethodNotAllowed => 405,
+        RangeNotSatisfiable => 416,
         Unauthorized => 401,
         RefusedByHook => 403,
         IdleTimeout => 408,

@@ -16,7 +16,6 @@
 
 use crate::admission::RETRY_AFTER_SECS;
 use crate::error::{Error, Result};
-use crate::AppState;
 use serde::Serialize;
 use sluice_core::tus::Metadata;
 use sluice_core::Reason;
@@ -57,8 +56,7 @@ pub struct HookUpload {
 
 impl HookUpload {
     /// Describes an upload from its raw `Upload-Metadata`.
-    pub fn new(protocol: &'static str, length: Option<u64>, raw_metadata: &str, owner: Option<&str>) -> HookUpload {
-        let parsed = Metadata::parse(raw_metadata).unwrap_or_default();
+    pub fn new(protocol: &'static str, length: Option<u64>, parsed: &Metadata, owner: Option<&str>) -> HookUpload {
         HookUpload {
             id: None,
             length,
@@ -82,8 +80,7 @@ struct Event<'a> {
 }
 
 /// Asks the pre-create hook (if any) whether `upload` may be created.
-pub async fn pre_create(state: &AppState, upload: &HookUpload) -> Result<()> {
-    let hooks = &state.settings.hooks;
+pub async fn pre_create(hooks: &Hooks, upload: &HookUpload) -> Result<()> {
     let Some(url) = &hooks.pre_create else { return Ok(()) };
     let client = awc::Client::builder().timeout(hooks.timeout).finish();
     let sent = client.post(url).send_json(&Event { event: "pre-create", upload }).await;
@@ -113,8 +110,8 @@ pub async fn pre_create(state: &AppState, upload: &HookUpload) -> Result<()> {
 }
 
 /// Tells the post-finish hook (if any) about a finished upload, in the background.
-pub fn post_finish(state: &AppState, upload: HookUpload) {
-    let hooks = state.settings.hooks.clone();
+pub fn post_finish(hooks: &Hooks, upload: HookUpload) {
+    let hooks = hooks.clone();
     let Some(url) = hooks.post_finish else { return };
     actix_web::rt::spawn(async move {
         let client = awc::Client::builder().timeout(hooks.timeout).finish();

@@ -36,6 +36,20 @@ impl UploadId {
     }
 }
 
+impl serde::Serialize for UploadId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UploadId {
+    /// Only the exact form parses (see [`UploadId::parse`]), from any source.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<UploadId, D::Error> {
+        let text = String::deserialize(d)?;
+        UploadId::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("not an upload id: {text:?}")))
+    }
+}
+
 impl fmt::Display for UploadId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

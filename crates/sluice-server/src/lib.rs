@@ -1,26 +1,29 @@
-//! Sluice's upload server: tus 1.0 on actix-web, with memory that does not
-//! grow with file size.
+//! Sluice's upload server: resumable uploads on actix-web, with memory that does
+//! not grow with file size.
 //!
-//! - [`configure`] mounts every route into an actix `App` (used by the
-//!   `sluice` binary and by every test): `/files` (tus), `/upload` (HTML
-//!   forms), `/flow` (Flow.js / Resumable.js), `/policy`, `/healthz`,
-//!   `/readyz`, `/metrics`, `/status` (live page), `/`.
-//! - [`admission`] keeps upload buffers within a memory budget.
-//! - [`storage::Storage`] is the backend seam; [`storage::FsStorage`] the default.
-//! - Request bodies are never collected: [`body::IncomingBody`] counts, caps,
-//!   hashes and sniffs them as they stream into storage through a fixed buffer.
+//! Layers (see `docs/architecture.md`): protocol front-ends ([`protocol`]: tus 1.0,
+//! HTML forms, Flow.js) translate HTTP into calls on one [`engine::Engine`], which
+//! owns policy, admission, sniffing, locking, metrics, hooks and completion, over a
+//! [`store::RecordStore`], a [`store::ByteStore`] and a [`lock::Locks`] service.
+//!
+//! - [`configure`] mounts every route into an actix `App` (used by the `sluice`
+//!   binary and by every test): `/files` (tus), `/upload` (HTML forms), `/flow`
+//!   (Flow.js / Resumable.js), `/policy`, `/healthz`, `/readyz`, `/metrics`,
+//!   `/status` (live page), `/`.
+//! - [`Backends::local`] is the embedded default (local disk, in-process locks).
 //! - [`error::Error`] is the one error type, mapped to HTTP in one place.
 //!
 //! Mounting Sluice into an existing actix app:
 //!
 //! ```no_run
 //! use actix_web::{App, HttpServer};
-//! use sluice_server::{configure, storage::FsStorage, AppState, Settings};
-//! use std::sync::Arc;
+//! use sluice_server::{configure, AppState, Backends, Settings};
+//! use std::time::Duration;
 //!
 //! # async fn run() -> std::io::Result<()> {
-//! let storage = FsStorage::open("./sluice-data")?;
-//! let state = AppState::new(sluice_core::Policy::default(), Arc::new(storage), Settings::default());
+//! let settings = Settings::default();
+//! let backends = Backends::local("./sluice-data".as_ref(), false, settings.takeover_wait)?;
+//! let state = AppState::new(sluice_core::Policy::default(), backends, settings);
 //! HttpServer::new(move || App::new().configure(configure(state.clone())))
 //!     .bind("127.0.0.1:8080")?
 //!     .run()
@@ -30,22 +33,19 @@
 
 pub mod admission;
 pub mod auth;
-pub mod body;
 pub mod config;
+pub mod engine;
 pub mod error;
-pub mod expiry;
-pub mod flow;
-pub mod form;
 pub mod hooks;
 pub mod id;
-pub mod locks;
+pub mod lock;
 pub mod metrics;
 pub mod observe;
+pub mod protocol;
 pub mod secret;
 pub mod server;
 pub mod status;
-pub mod storage;
-pub mod tus;
+pub mod store;
 mod web_assets;
 
 use actix_cors::Cors;
@@ -53,9 +53,13 @@ use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::web::{self, ServiceConfig};
 use actix_web::HttpResponse;
+use engine::{Engine, EngineSettings};
+use lock::Locks;
 use sluice_core::Policy;
 use std::sync::Arc;
 use std::time::Duration;
+use store::{ByteStore, RecordStore};
+use tokio_util::sync::CancellationToken;
 
 /// Behaviour switches, set from the command line.
 #[derive(Debug, Clone)]
@@ -74,6 +78,8 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// Free space kept in reserve: a creation that would eat into it gets 507.
     pub disk_reserve: u64,
+    /// What one client may hold open and how fast it may create (429 past them).
+    pub quotas: engine::Quotas,
     /// Directory served at `/` (the upload page and its wasm package); the
     /// built-in placeholder page when `None`.
     pub web_dir: Option<std::path::PathBuf>,
@@ -97,6 +103,7 @@ impl Default for Settings {
             max_uploads_per_client: 16,
             idle_timeout: Duration::from_secs(30),
             disk_reserve: 256 << 20,
+            quotas: engine::Quotas::default(),
             web_dir: None,
             secret: secret::Secret::random().unwrap_or_else(|_| secret::Secret::from_bytes([7; 32])),
             auth: None,
@@ -106,42 +113,77 @@ impl Default for Settings {
     }
 }
 
+/// The stores and the lock service an engine runs on.
+pub struct Backends {
+    /// Upload records.
+    pub records: Arc<dyn RecordStore>,
+    /// Upload bytes.
+    pub bytes: Arc<dyn ByteStore>,
+    /// One writer per upload.
+    pub locks: Arc<dyn Locks>,
+    /// Cancelled at shutdown; the lock service derives its leases' cancellations from it.
+    pub shutdown: CancellationToken,
+}
+
+impl Backends {
+    /// The embedded default: records and bytes under `data_dir` on the local disk
+    /// (flushed before acknowledging with `durable`), locks in this process.
+    pub fn local(data_dir: &std::path::Path, durable: bool, takeover_wait: Duration) -> std::io::Result<Backends> {
+        let (records, bytes) = store::fs::open(data_dir, durable)?;
+        let shutdown = CancellationToken::new();
+        Ok(Backends {
+            records: Arc::new(records),
+            bytes: Arc::new(bytes),
+            locks: Arc::new(lock::MemoryLocks::new(takeover_wait, shutdown.clone())),
+            shutdown,
+        })
+    }
+
+    /// Everything in memory (tests; never production: it holds every byte in RAM).
+    pub fn memory(takeover_wait: Duration) -> Backends {
+        let shutdown = CancellationToken::new();
+        Backends {
+            records: Arc::new(store::memory::MemoryRecords::default()),
+            bytes: Arc::new(store::memory::MemoryBytes::default()),
+            locks: Arc::new(lock::MemoryLocks::new(takeover_wait, shutdown.clone())),
+            shutdown,
+        }
+    }
+}
+
 /// Everything handlers share.
 pub struct AppState {
-    /// The upload policy.
-    pub policy: Arc<Policy>,
-    /// Where uploads are kept.
-    pub storage: Arc<dyn storage::Storage>,
-    /// One writer per upload.
-    pub locks: locks::UploadLocks,
-    /// Memory budget and per-client caps.
-    pub admission: admission::Admission,
-    /// Operator metrics.
-    pub metrics: metrics::Metrics,
+    /// The upload engine (policy, stores, locks, admission, metrics).
+    pub engine: Engine,
     /// Recent samples for the status page.
     pub history: status::History,
-    /// Cancelled when the server shuts down: streaming bodies stop and keep what arrived.
-    pub shutdown: tokio_util::sync::CancellationToken,
     /// Behaviour switches.
     pub settings: Settings,
 }
 
 impl AppState {
     /// Shared state for [`configure`].
-    pub fn new(policy: Policy, storage: Arc<dyn storage::Storage>, settings: Settings) -> web::Data<AppState> {
-        let admission =
-            admission::Admission::new(settings.memory_budget, storage.append_memory(), settings.max_uploads_per_client);
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        web::Data::new(AppState {
-            policy: Arc::new(policy),
-            storage,
-            locks: locks::UploadLocks::new(settings.takeover_wait, shutdown.clone()),
-            shutdown,
+    pub fn new(policy: Policy, backends: Backends, settings: Settings) -> web::Data<AppState> {
+        let admission = admission::Admission::new(
+            settings.memory_budget,
+            backends.bytes.append_memory(),
+            settings.max_uploads_per_client,
+        );
+        let engine = Engine::new(
+            policy,
+            backends.records,
+            backends.bytes,
+            backends.locks,
             admission,
-            metrics: metrics::Metrics::default(),
-            history: status::History::default(),
-            settings,
-        })
+            backends.shutdown,
+            EngineSettings {
+                idle_timeout: settings.idle_timeout,
+                disk_reserve: settings.disk_reserve,
+                hooks: settings.hooks.clone(),
+                quotas: settings.quotas,
+            },
+        );
+        web::Data::new(AppState { engine, history: status::History::default(), settings })
     }
 }
 
@@ -153,10 +195,15 @@ pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut ServiceConfig) + Cl
             web::scope("")
                 .wrap(from_fn(close_after_refused_body))
                 .wrap(from_fn(observe::observe))
-                .configure(|cfg| tus::routes(cfg, cors(origins)))
+                .configure(|cfg| protocol::tus::routes(cfg, cors(origins)))
                 .service(web::resource("/policy").wrap(cors(origins)).get(policy))
-                .service(web::resource("/upload").wrap(cors(origins)).post(form::handle))
-                .service(web::resource("/flow").wrap(cors(origins)).get(flow::test_chunk).post(flow::upload_chunk))
+                .service(web::resource("/upload").wrap(cors(origins)).post(protocol::form::handle))
+                .service(
+                    web::resource("/flow")
+                        .wrap(cors(origins))
+                        .get(protocol::flow::test_chunk)
+                        .post(protocol::flow::upload_chunk),
+                )
                 .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
                 .route("/readyz", web::get().to(readyz))
                 .route("/metrics", web::get().to(metrics))
@@ -209,7 +256,7 @@ fn cors(origins: &[String]) -> Cors {
 }
 
 async fn policy(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(state.policy.to_json())
+    HttpResponse::Ok().content_type("application/json").body(state.engine.policy.to_json())
 }
 
 /// A refused request with a body may leave most of it unread: close the
@@ -227,10 +274,11 @@ async fn close_after_refused_body(
     Ok(response)
 }
 
-/// Ready when storage takes writes and the memory budget is not exhausted.
+/// Ready when the stores answer and take writes and the memory budget is not exhausted.
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, error::Error> {
-    state.storage.check_writable().await?;
-    if state.admission.is_exhausted() {
+    state.engine.records().check().await?;
+    state.engine.bytes().check_writable().await?;
+    if state.engine.admission.is_exhausted() {
         return Err(error::Error::new(sluice_core::Reason::ServerBusy, "The memory budget for uploads is in use.")
             .with_header("retry-after", admission::RETRY_AFTER_SECS));
     }
@@ -238,12 +286,13 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, error::Error
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let m = &state.metrics;
+    let engine = &state.engine;
+    let m = &engine.metrics;
     let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    m.budget_bytes.set(gauge(state.admission.budget_bytes()));
-    m.budget_in_use_bytes.set(gauge(state.admission.bytes_in_use()));
+    m.budget_bytes.set(gauge(engine.admission.budget_bytes()));
+    m.budget_in_use_bytes.set(gauge(engine.admission.bytes_in_use()));
     m.resident_bytes.set(gauge(metrics::resident_memory().unwrap_or(0)));
-    m.storage_available_bytes.set(gauge(state.storage.available_space().await.unwrap_or(0)));
+    m.storage_available_bytes.set(gauge(engine.bytes().available_space().await.unwrap_or(0)));
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(m.encode())
 }
 

@@ -49,7 +49,7 @@ pub async fn observe(
         "request"
     );
     if let Some(state) = state.filter(|s| s.settings.request_metrics) {
-        let metrics = &state.metrics;
+        let metrics = &state.engine.metrics;
         if let Some(reason) = reason {
             metrics.reject(reason);
         }

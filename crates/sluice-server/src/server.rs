@@ -1,12 +1,11 @@
 //! The composition root: picks the backend, starts the sweeper and the HTTP server.
 
-use crate::storage::FsStorage;
-use crate::{configure, expiry, status, AppState, Settings};
+use crate::engine::expiry;
+use crate::{configure, status, AppState, Backends, Settings};
 use actix_web::{App, HttpServer};
 use sluice_core::Policy;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Log output format.
@@ -50,16 +49,18 @@ pub struct ServerConfig {
 /// Prints `listening on http://ADDR` on stdout once bound, so scripts that
 /// pass port 0 learn the port.
 pub async fn run(config: ServerConfig) -> io::Result<()> {
-    let storage = FsStorage::open(&config.data_dir)?.durable(config.fsync);
+    let backends = Backends::local(&config.data_dir, config.fsync, config.settings.takeover_wait)?;
     tracing::info!(
-        backend = "filesystem",
-        dir = %storage.uploads_dir().display(),
+        records = "filesystem",
+        bytes = "filesystem",
+        locks = "in-process",
+        dir = %config.data_dir.join("uploads").display(),
         max_file_size = config.policy.max_file_size,
         memory_budget = config.settings.memory_budget,
         fsync = config.fsync,
         "storage ready"
     );
-    let state = AppState::new(config.policy, Arc::new(storage), config.settings);
+    let state = AppState::new(config.policy, backends, config.settings);
     expiry::spawn(state.clone(), config.expiry_interval);
     status::spawn(state.clone(), Duration::from_secs(1));
 
@@ -108,6 +109,6 @@ async fn shut_down_on_signal(
         () = actix_web::rt::time::sleep(grace) => {}
     }
     tracing::info!("grace period over: ending in-flight uploads, keeping what arrived");
-    state.shutdown.cancel();
+    state.engine.shutdown.cancel();
     stopped.await;
 }

@@ -80,12 +80,12 @@ pub struct Report {
 impl History {
     /// Takes a sample now and keeps it.
     pub fn record(&self, state: &AppState) {
-        let m = &state.metrics;
+        let m = &state.engine.metrics;
         let sample = Sample {
             at_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
             resident_bytes: resident_memory().unwrap_or(0),
-            budget_in_use_bytes: state.admission.bytes_in_use(),
-            in_flight: state.admission.in_flight(),
+            budget_in_use_bytes: state.engine.admission.bytes_in_use(),
+            in_flight: state.engine.admission.in_flight(),
             received_bytes: m.received_bytes.get(),
             completed: m.completed.get(),
             rejections: m.rejection_counts.snapshot(),
@@ -100,7 +100,7 @@ impl History {
     /// Everything kept, oldest first.
     pub fn report(&self, state: &AppState) -> Report {
         let samples = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Report { budget_bytes: state.admission.budget_bytes(), samples: samples.iter().cloned().collect() }
+        Report { budget_bytes: state.engine.admission.budget_bytes(), samples: samples.iter().cloned().collect() }
     }
 }
 

@@ -109,11 +109,7 @@ async fn chunks_out_of_order_and_in_parallel_make_the_file() {
     // In the same storage as a tus upload; the chunks are gone.
     let path = format!("/files/{}", stored["id"].as_str().unwrap());
     assert_eq!(send(&h.app, TestRequest::get().uri(&path)).await.body, f.data);
-    let bins = std::fs::read_dir(h.dir.path().join("uploads"))
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "bin"))
-        .count();
-    assert_eq!(bins, 1, "only the assembled file remains");
+    assert_eq!(h.data_files(), 1, "only the assembled file remains");
 
     // The same file again: every test chunk says "have it", nothing is resent.
     for n in 1..=5 {

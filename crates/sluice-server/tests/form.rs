@@ -35,13 +35,6 @@ fn post(body: Vec<u8>) -> TestRequest {
         .set_payload(body)
 }
 
-fn stored_files(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir.join("uploads"))
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "bin"))
-        .count()
-}
-
 #[actix_web::test]
 async fn several_files_and_fields_are_stored_with_their_digests() {
     let h = harness("").await;
@@ -141,7 +134,7 @@ async fn refusals_are_precise_and_leave_nothing_behind() {
         if (reply.status, reply.code().as_deref()) != (status, Some(code)) {
             failures.push(format!("{name}: {} {}", reply.status, String::from_utf8_lossy(&reply.body)));
         }
-        if stored_files(h.dir.path()) != 0 {
+        if h.data_files() != 0 {
             failures.push(format!("{name}: left a file behind"));
         }
     }
@@ -158,5 +151,5 @@ async fn a_browser_form_is_sent_back_to_the_page() {
     let refused =
         send(&h.app, post(form(&[("a", Some("a.txt"), &[b'x'; 11])])).insert_header(("Accept", "text/html"))).await;
     assert_eq!((refused.status, refused.header("location")), (303, Some("/?error=file_too_large")));
-    assert_eq!(stored_files(h.dir.path()), 1);
+    assert_eq!(h.data_files(), 1);
 }

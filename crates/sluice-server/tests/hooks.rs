@@ -83,11 +83,7 @@ async fn the_pre_create_hook_decides() {
     assert_eq!(events[0]["upload"]["filename"], "fine.txt");
     assert_eq!(events[0]["upload"]["length"], 5);
     assert_eq!(events[0]["upload"]["protocol"], "tus");
-    let files = std::fs::read_dir(h.dir.path().join("uploads"))
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "bin"))
-        .count();
-    assert_eq!(files, 1, "refused uploads were never created");
+    assert_eq!(h.data_files(), 1, "refused uploads were never created");
 }
 
 #[actix_web::test]

@@ -524,7 +524,7 @@ fn rows() -> Vec<Row> {
             if stored != b"0123456789" {
                 return Err(format!("stored {stored:?}"));
             }
-            only_files(changed, &[&format!("0/{}.bin", id_of(&c.overrun))])
+            only_files(changed, &upload_files(&c.overrun))
         }),
         row("body longer than its Content-Length: the rest is not stored", 204, None, |c| {
             let mut stream = c.server.connect();
@@ -539,7 +539,7 @@ fn rows() -> Vec<Row> {
             if stored != b"01234" {
                 return Err(format!("stored {stored:?}"));
             }
-            only_files(changed, &[&format!("0/{}.bin", id_of(&c.extra))])
+            only_files(changed, &upload_files(&c.extra))
         }),
         row("malformed chunked framing: the body fails, nothing kept", 400, Some("incomplete_body"), |c| {
             raw(&c.server, format!("PATCH {} HTTP/1.1\r\nHost: t\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n", c.framing).into_bytes())
@@ -628,7 +628,7 @@ fn rows() -> Vec<Row> {
             if stored.is_empty() || stored[..] != data(4000, 9)[..stored.len()] {
                 return Err(format!("stored {} bytes, not a prefix of the first PATCH", stored.len()));
             }
-            only_files(changed, &[&format!("0/{}.bin", id_of(&c.raced))])
+            only_files(changed, &upload_files(&c.raced))
         }),
         row("eight PATCHes at once: one writer, never interleaved", 204, None, swarm).then(|c, changed, _| {
             let stored = c.stored(&c.swarmed);
@@ -636,7 +636,7 @@ fn rows() -> Vec<Row> {
             if stored.is_empty() || !from_one {
                 return Err(format!("{} bytes stored, not a prefix of any one PATCH", stored.len()));
             }
-            only_files(changed, &[&format!("0/{}.bin", id_of(&c.swarmed))])
+            only_files(changed, &upload_files(&c.swarmed))
         }),
         // --- Terminated and expired uploads ----------------------------------------
         row("HEAD a terminated upload (status only)", 410, None, |c| req(&c.server, "HEAD", &c.terminated, &[], b"")),
@@ -722,8 +722,14 @@ fn only_random_id_files(changed: &[String], ids: &[&str]) -> Result<(), String> 
     Ok(())
 }
 
-fn only_files(changed: &[String], allowed: &[&str]) -> Result<(), String> {
-    match changed.iter().find(|n| !allowed.contains(&n.as_str())) {
+/// The files of one upload: its bytes and its record (which holds its offset).
+fn upload_files(path: &str) -> Vec<String> {
+    let id = id_of(path);
+    vec![format!("0/{id}.bin"), format!("0/{id}.json")]
+}
+
+fn only_files(changed: &[String], allowed: &[String]) -> Result<(), String> {
+    match changed.iter().find(|n| !allowed.contains(n)) {
         Some(other) => Err(format!("{other} changed too (allowed: {allowed:?})")),
         None => Ok(()),
     }

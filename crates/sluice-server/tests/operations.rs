@@ -161,18 +161,22 @@ impl Drop for SmallDisk {
 
 #[test]
 fn a_full_disk_answers_507_keeps_what_was_written_and_resumes_after_space_is_freed() {
-    let disk = SmallDisk::new("4m");
+    // 6 MiB, of which the record store sets 1 MiB aside for records when the disk fills.
+    let disk = SmallDisk::new("6m");
     let server = Server::start_with(disk.path(), None, &["--disk-reserve", "0"]);
 
-    let too_big = server.request("POST", "/files/", &[("Upload-Length", (8u64 << 20).to_string())], b"");
+    let too_big = server.request("POST", "/files/", &[("Upload-Length", (16u64 << 20).to_string())], b"");
     assert_eq!(too_big.status, 507, "an upload that cannot fit is refused at creation: {too_big:?}");
     assert!(too_big.body.contains("storage_full"));
 
-    let first = data(2 << 20, 5);
-    let second = data(3 << 20, 6);
+    let first = data(3 << 19, 5);
+    let second = data(3 << 19, 6);
     let a = server.create(first.len() as u64);
     let b = server.create(second.len() as u64);
     assert_eq!(server.patch(&a, 0, &first).status, 204);
+    // Something other than Sluice fills the disk after both uploads were admitted.
+    let filler = disk.path().join("filler");
+    std::fs::write(&filler, vec![0u8; 3 << 20]).unwrap();
     let full = server.patch(&b, 0, &second);
     assert_eq!(full.status, 507, "running out of space mid-way: {full:?}");
     let kept = server.offset(&b);
@@ -184,6 +188,28 @@ fn a_full_disk_answers_507_keeps_what_was_written_and_resumes_after_space_is_fre
     assert_eq!(server.patch(&b, kept, &second[kept as usize..]).status, 204, "resumes after space is freed");
     assert_eq!(sha(&stored(disk.path(), &b)), sha(&second));
     drop(server);
+}
+
+#[test]
+fn declared_bytes_never_promise_more_than_the_disk_holds() {
+    let disk = SmallDisk::new("8m");
+    let policy = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(policy.path(), "upload_expiry = \"2s\"\n").unwrap();
+    let server =
+        Server::start_with(disk.path(), Some(policy.path()), &["--disk-reserve", "0", "--expiry-interval", "1s"]);
+    // Three clients each declare 3 MiB on a disk of 8: the third would overcommit.
+    let one = server.create(3 << 20);
+    let two = server.create(3 << 20);
+    let three = server.request("POST", "/files/", &[("Upload-Length", (3u64 << 20).to_string())], b"");
+    assert_eq!(three.status, 507, "the upload that would overcommit is refused at creation: {three:?}");
+    assert!(three.body.contains("storage_full"), "{three:?}");
+    // The admitted ones finish: their space was kept for them.
+    assert_eq!(server.patch(&one, 0, &data(3 << 20, 1)).status, 204);
+    // The second is abandoned; once it expires, its promise is released.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(server.request("GET", &two, &[], b"").status, 410, "expired");
+    let again = server.request("POST", "/files/", &[("Upload-Length", (3u64 << 20).to_string())], b"");
+    assert_eq!(again.status, 201, "space promised to an expired upload is available again: {again:?}");
 }
 
 #[test]

@@ -42,7 +42,7 @@ async fn policy_health_and_page() {
     assert_eq!(policy.status, 200);
     assert_eq!(policy.header("content-type"), Some("application/json"));
     let served = sluice_core::Policy::from_json(std::str::from_utf8(&policy.body).unwrap()).unwrap();
-    assert_eq!(&served, h.state.policy.as_ref(), "GET /policy parses back into the policy in force");
+    assert_eq!(&served, h.state.engine.policy.as_ref(), "GET /policy parses back into the policy in force");
     assert_eq!(send(&h.app, TestRequest::get().uri("/healthz")).await.status, 200);
     let page = send(&h.app, TestRequest::get().uri("/")).await;
     assert_eq!(page.status, 200);

@@ -1,71 +1,128 @@
-//! The storage contract, run against every backend (today: the file system),
-//! plus what the file-system backend promises after a crash.
+//! The storage contract, run against every backend, plus what the file-system
+//! backend promises after a crash.
 
 #![allow(clippy::unwrap_used)]
 
 use sluice_server::id::UploadId;
-use sluice_server::storage::{contract, FsStorage, NewUpload, Storage};
+use sluice_server::store::contract::{self, Stores};
+use sluice_server::store::memory::{MemoryBytes, MemoryRecords};
+use sluice_server::store::{fs, AppendMode, ByteStore, Fence, Kind, Protocol, RecordStore, UploadRecord};
 use std::io::Write;
+use std::sync::Arc;
+
+fn open_fs(dir: &std::path::Path, durable: bool) -> Stores {
+    let (records, bytes) = fs::open(dir, durable).unwrap();
+    (Arc::new(records), Arc::new(bytes))
+}
 
 #[actix_web::test]
 async fn filesystem_backend_meets_the_contract() {
     let dir = tempfile::tempdir().unwrap();
-    contract::run(&FsStorage::open(dir.path()).unwrap()).await;
+    contract::run(|| open_fs(dir.path(), false)).await;
 }
 
 #[actix_web::test]
 async fn the_durable_filesystem_backend_meets_the_contract() {
     let dir = tempfile::tempdir().unwrap();
-    contract::run(&FsStorage::open(dir.path()).unwrap().durable(true)).await;
+    contract::run(|| open_fs(dir.path(), true)).await;
 }
 
 #[actix_web::test]
-async fn state_survives_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let id = UploadId::random().unwrap();
-    {
-        let storage = FsStorage::open(dir.path()).unwrap();
-        storage
-            .create(NewUpload { id: id.clone(), length: Some(9), metadata: "k dg==".into(), owner: None })
-            .await
-            .unwrap();
-        let mut body = futures_util::stream::iter([Ok(bytes::Bytes::from_static(b"abc"))]);
-        storage.append(&id, 0, &mut body, sluice_server::storage::AppendMode::KeepPartial).await.unwrap();
-    }
-    let reopened = FsStorage::open(dir.path()).unwrap();
-    let info = reopened.info(&id).await.unwrap();
-    assert_eq!((info.offset, info.length, info.metadata.as_str()), (3, Some(9), "k dg=="));
+async fn memory_backend_meets_the_contract() {
+    let records: Arc<dyn RecordStore> = Arc::new(MemoryRecords::default());
+    let bytes: Arc<dyn ByteStore> = Arc::new(MemoryBytes::default());
+    contract::run(|| (records.clone(), bytes.clone())).await;
+}
+
+fn new_record(length: u64) -> UploadRecord {
+    UploadRecord::new(UploadId::random().unwrap(), Protocol::Tus, Kind::Whole, Some(length), Default::default())
 }
 
 #[actix_web::test]
-async fn a_crash_mid_way_through_an_all_or_nothing_append_is_rolled_back() {
+async fn after_a_crash_received_bytes_are_kept_and_stray_files_dropped() {
     let dir = tempfile::tempdir().unwrap();
-    let id = UploadId::random().unwrap();
     let uploads = dir.path().join("uploads");
+    let mut record = new_record(100);
     {
-        let storage = FsStorage::open(dir.path()).unwrap();
-        storage
-            .create(NewUpload { id: id.clone(), length: Some(100), metadata: String::new(), owner: None })
-            .await
-            .unwrap();
+        let (records, bytes) = fs::open(dir.path(), false).unwrap();
+        bytes.create(&record.id).await.unwrap();
+        records.insert(&record).await.unwrap();
+        let mut body = futures_util::stream::iter([Ok(bytes::Bytes::from_static(b"abc"))]);
+        record.offset = bytes.append(&record.id, 0, &mut body, AppendMode::KeepPartial, Fence(1)).await.unwrap();
+        records.commit(&record, 0).await.unwrap();
     }
-    // What a process killed during a checksummed append leaves: the marker
-    // with the offset to return to, and unverified bytes past it.
-    std::fs::write(uploads.join(format!("{id}.pending")), "0").unwrap();
+    // What a process killed mid-append leaves: bytes past the committed offset, a
+    // half-written record, a rollback marker of the first version, an orphan data file.
+    let id = &record.id;
     std::fs::OpenOptions::new()
         .append(true)
         .open(uploads.join(format!("{id}.bin")))
         .unwrap()
-        .write_all(b"unverified")
+        .write_all(b"unacknowledged")
         .unwrap();
-    // And a stray temporary record and an orphan data file.
     std::fs::write(uploads.join(format!("{id}.json.tmp")), "{").unwrap();
+    std::fs::write(uploads.join(format!("{id}.pending")), "0").unwrap();
     let orphan = UploadId::random().unwrap();
     std::fs::write(uploads.join(format!("{orphan}.bin")), "x").unwrap();
 
-    let storage = FsStorage::open(dir.path()).unwrap();
-    assert_eq!(storage.info(&id).await.unwrap().offset, 0, "unverified bytes are dropped");
-    assert!(!uploads.join(format!("{id}.pending")).exists());
+    let (records, _bytes) = fs::open(dir.path(), false).unwrap();
+    assert_eq!(records.get(id).await.unwrap().offset, 3, "an all-or-nothing append cut by a crash is rolled back");
+    assert_eq!(std::fs::metadata(uploads.join(format!("{id}.bin"))).unwrap().len(), 3, "its bytes are dropped");
     assert!(!uploads.join(format!("{id}.json.tmp")).exists());
+    assert!(!uploads.join(format!("{id}.pending")).exists());
+
+    // Without the marker, bytes that arrived in order before the crash are kept.
+    drop(records);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(uploads.join(format!("{id}.bin")))
+        .unwrap()
+        .write_all(b"defg")
+        .unwrap();
+    let (records, _bytes) = fs::open(dir.path(), false).unwrap();
+    let kept = records.get(id).await.unwrap();
+    assert_eq!((kept.offset, kept.head.as_slice()), (7, &b"abcdefg"[..]), "received bytes are kept");
     assert!(!uploads.join(format!("{orphan}.bin")).exists());
+}
+
+#[actix_web::test]
+async fn a_record_past_its_data_is_lowered_to_what_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let uploads = dir.path().join("uploads");
+    let mut record = new_record(100);
+    {
+        let (records, bytes) = fs::open(dir.path(), false).unwrap();
+        bytes.create(&record.id).await.unwrap();
+        records.insert(&record).await.unwrap();
+        let mut body = futures_util::stream::iter([Ok(bytes::Bytes::from_static(b"abcdef"))]);
+        record.offset = bytes.append(&record.id, 0, &mut body, AppendMode::KeepPartial, Fence(1)).await.unwrap();
+        records.commit(&record, 0).await.unwrap();
+    }
+    // A power loss without --fsync: the file system came back with less data.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(uploads.join(format!("{}.bin", record.id)))
+        .unwrap()
+        .set_len(2)
+        .unwrap();
+    let (records, _bytes) = fs::open(dir.path(), false).unwrap();
+    assert_eq!(records.get(&record.id).await.unwrap().offset, 2, "the client resumes from what is really there");
+}
+
+#[actix_web::test]
+async fn records_of_the_first_version_are_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let uploads = dir.path().join("uploads");
+    std::fs::create_dir_all(&uploads).unwrap();
+    let id = UploadId::random().unwrap();
+    std::fs::write(uploads.join(format!("{id}.bin")), "abc").unwrap();
+    std::fs::write(
+        uploads.join(format!("{id}.json")),
+        r#"{"length":9,"metadata":"filename YS50eHQ=","created_at":1700000000,"owner":"alice"}"#,
+    )
+    .unwrap();
+    let (records, _bytes) = fs::open(dir.path(), false).unwrap();
+    let record = records.get(&id).await.unwrap();
+    assert_eq!((record.offset, record.length, record.owner.as_deref()), (3, Some(9), Some("alice")));
+    assert_eq!(record.file_name().as_deref(), Some("a.txt"));
 }

@@ -27,8 +27,7 @@ async fn termination_table() {
         Case::new("no Tus-Resumable", TestRequest::delete().uri(&up), 412, Some("unsupported_version")),
     ];
     run_table(&h.app, cases).await;
-    let id = up.rsplit('/').next().unwrap();
-    assert!(!h.dir.path().join("uploads").join(format!("{id}.bin")).exists(), "terminated bytes are deleted");
+    assert!(!h.has_data(&up), "terminated bytes are deleted");
 }
 
 #[actix_web::test]
@@ -61,17 +60,16 @@ async fn idle_incomplete_uploads_expire_and_are_swept() {
     let busy = create(&h.app, Some(5), None).await;
     let done = create(&h.app, Some(1), None).await;
     assert_eq!(send(&h.app, patch(&done, 0, b"x")).await.status, 204);
-    let bin = |path: &str| h.dir.path().join("uploads").join(format!("{}.bin", path.rsplit('/').next().unwrap()));
     let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
     for path in [&idle, &done] {
-        std::fs::File::options().write(true).open(bin(path)).unwrap().set_modified(two_hours_ago).unwrap();
+        h.age(path, two_hours_ago).await;
     }
 
     let reply = send(&h.app, tus(Method::HEAD, &idle)).await;
     assert_eq!(reply.status, 410, "expired uploads answer 410 before the sweep");
-    let swept = sluice_server::expiry::sweep(&h.state).await.unwrap();
+    let swept = h.state.engine.sweep().await.unwrap();
     assert_eq!(swept.expired, 1, "only the idle incomplete upload expires");
-    assert!(!bin(&idle).exists(), "its bytes are deleted");
+    assert!(!h.has_data(&idle), "its bytes are deleted");
     assert_eq!(send(&h.app, tus(Method::HEAD, &busy)).await.status, 200);
     assert_eq!(send(&h.app, tus(Method::HEAD, &done)).await.status, 200, "complete uploads never expire");
 }

@@ -1,6 +1,7 @@
-//! Shared harness for the in-process protocol tests: a real app with real
-//! file-system storage in a temporary directory, driven through actix's test
-//! service, and a table runner.
+//! Shared harness for the in-process protocol tests: a real app driven through
+//! actix's test service, and a table runner. The backend is the file system in a
+//! temporary directory, or the in-memory stores with `SLUICE_TEST_STORE=memory`
+//! (`cargo xtask test` runs these tests against both).
 #![allow(dead_code, missing_docs)]
 
 use actix_web::body::MessageBody;
@@ -8,9 +9,10 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::test::{self, TestRequest};
 use actix_web::App;
-use sluice_server::storage::FsStorage;
-use sluice_server::{configure, AppState, Settings};
+use sluice_server::store::memory::{MemoryBytes, MemoryRecords};
+use sluice_server::{configure, AppState, Backends, Settings};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
 pub const PDF: &[u8] = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n";
@@ -19,6 +21,43 @@ pub struct Harness<S> {
     pub app: S,
     pub dir: tempfile::TempDir,
     pub state: actix_web::web::Data<AppState>,
+    memory: Option<Arc<MemoryBytes>>,
+}
+
+impl<S> Harness<S> {
+    /// How many uploads hold bytes in the backend.
+    pub fn data_files(&self) -> usize {
+        match &self.memory {
+            Some(bytes) => bytes.ids().len(),
+            None => std::fs::read_dir(self.dir.path().join("uploads"))
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "bin"))
+                .count(),
+        }
+    }
+
+    /// Whether the upload at `path` (`/files/{id}` or an id) holds bytes in the backend.
+    pub fn has_data(&self, path: &str) -> bool {
+        let id = path.rsplit('/').next().unwrap();
+        match &self.memory {
+            Some(bytes) => bytes.ids().iter().any(|i| i.as_str() == id),
+            None => self.dir.path().join("uploads").join(format!("{id}.bin")).exists(),
+        }
+    }
+
+    /// Makes the upload at `path` look last written to at `when` (for expiry tests).
+    pub async fn age(&self, path: &str, when: std::time::SystemTime) {
+        let id = sluice_server::id::UploadId::parse(path.rsplit('/').next().unwrap()).unwrap();
+        let records = self.state.engine.records();
+        let mut record = records.get(&id).await.unwrap();
+        record.modified_at = when;
+        records.commit(&record, record.offset).await.unwrap();
+    }
+}
+
+/// Whether this run uses the in-memory stores.
+pub fn in_memory() -> bool {
+    std::env::var("SLUICE_TEST_STORE").is_ok_and(|v| v == "memory")
 }
 
 pub async fn harness(
@@ -35,10 +74,19 @@ pub async fn harness_with(
 {
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = sluice_core::Policy::from_toml(policy_toml).expect("policy");
-    let storage = FsStorage::open(dir.path()).expect("storage");
-    let state = AppState::new(policy, Arc::new(storage), settings);
+    let (backends, memory) = if in_memory() {
+        let bytes = Arc::new(MemoryBytes::default());
+        let mut backends = Backends::memory(settings.takeover_wait);
+        backends.records = Arc::new(MemoryRecords::default());
+        backends.bytes = bytes.clone();
+        (backends, Some(bytes))
+    } else {
+        (Backends::local(dir.path(), false, settings.takeover_wait).expect("storage"), None)
+    };
+    let _ = Duration::ZERO;
+    let state = AppState::new(policy, backends, settings);
     let app = test::init_service(App::new().configure(configure(state.clone()))).await;
-    Harness { app, dir, state }
+    Harness { app, dir, state, memory }
 }
 
 /// A response, read whole (test bodies are small).
