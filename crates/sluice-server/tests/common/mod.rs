@@ -4,6 +4,8 @@
 //! (`cargo xtask test` runs these tests against both).
 #![allow(dead_code, missing_docs)]
 
+pub mod pg;
+
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::Method;
