@@ -7,7 +7,7 @@
 use crate::auth::AuthKey;
 use crate::hooks::Hooks;
 use crate::secret::Secret;
-use crate::server::{LogFormat, ServerConfig};
+use crate::server::{LogFormat, ServerConfig, StateConfig};
 use crate::Settings;
 use clap::{Args, Parser, Subcommand};
 use sluice_core::{units, Policy, Rejection};
@@ -146,6 +146,39 @@ pub struct ServeArgs {
     /// Log format on stderr.
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// Where upload records and locks live: `local` (records in --data-dir, locks in this process) or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DB`, shared by every instance (tables are created on first start).
+    #[arg(long, env = "SLUICE_STATE", default_value = "local", hide_env_values = true)]
+    pub state: String,
+
+    /// With PostgreSQL state: connections this instance keeps open at most.
+    #[arg(long, env = "SLUICE_STATE_POOL_SIZE", default_value_t = 16)]
+    pub state_pool_size: usize,
+
+    /// With PostgreSQL state: a lock not renewed for this long lapses (its instance died), and the upload
+    /// resumes on another instance. Renewed every third of it while held.
+    #[arg(long, env = "SLUICE_LOCK_LEASE", default_value = "10s", value_parser = units::parse_span)]
+    pub lock_lease: Duration,
+}
+
+impl ServeArgs {
+    /// Where records and locks live, from `--state` and its tuning flags.
+    fn state_config(&self) -> Result<StateConfig, String> {
+        if self.state == "local" {
+            return Ok(StateConfig::Local);
+        }
+        if !(self.state.starts_with("postgres://") || self.state.starts_with("postgresql://")) {
+            return Err("--state must be `local` or postgres://USER:PASSWORD@HOST:PORT/DB".into());
+        }
+        if self.state_pool_size == 0 {
+            return Err("--state-pool-size must be at least 1".into());
+        }
+        if self.lock_lease < Duration::from_secs(1) {
+            return Err("--lock-lease must be at least 1s".into());
+        }
+        Ok(StateConfig::Postgres { url: self.state.clone(), pool_size: self.state_pool_size, lease: self.lock_lease })
+    }
 }
 
 /// Reads a policy file: JSON if it ends in `.json`, TOML otherwise.
@@ -179,9 +212,15 @@ impl ServeArgs {
         }
         std::fs::create_dir_all(&self.data_dir)
             .map_err(|e| format!("cannot create --data-dir {}: {e}", self.data_dir.display()))?;
-        let key = self.data_dir.join("secret.key");
-        let secret =
-            Secret::load_or_create(&key).map_err(|e| format!("cannot read or create {}: {e}", key.display()))?;
+        let state = self.state_config()?;
+        // With shared state, every instance takes the secret from the database (at start-up).
+        let secret_from_state = state != StateConfig::Local;
+        let secret = if secret_from_state {
+            Secret::random().map_err(|e| format!("cannot draw a random secret: {e}"))?
+        } else {
+            let key = self.data_dir.join("secret.key");
+            Secret::load_or_create(&key).map_err(|e| format!("cannot read or create {}: {e}", key.display()))?
+        };
         Ok(ServerConfig {
             policy: load_policy(self.policy.as_deref())?,
             listen: self.listen,
@@ -193,6 +232,8 @@ impl ServeArgs {
             max_connections: self.max_connections,
             fsync: self.fsync,
             shutdown_grace: self.shutdown_grace,
+            state,
+            secret_from_state,
             settings: Settings {
                 allow_download: !self.no_download,
                 cors_origins: self.cors_origins,
