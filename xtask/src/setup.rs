@@ -1,5 +1,5 @@
 //! `cargo xtask setup`: installs what a fresh machine of the project's kind (Debian 12 with
-//! rustup, cargo, node, npm) lacks. Each step checks first and prints `installed` or `skipped`,
+//! rustup, cargo, node, npm) lacks (PostgreSQL included). Each step checks first and prints `installed` or `skipped`,
 //! so a second run takes about a second.
 
 use crate::proc::{self, command, probe};
@@ -18,6 +18,7 @@ pub fn run() -> Result<(), String> {
     step("chromium + chromium-driver (apt)", chromium)?;
     step("wasm-bindgen-cli", wasm_bindgen)?;
     step("npm ci in tests/", npm_ci)?;
+    step("postgresql (apt)", postgresql)?;
     Ok(())
 }
 
@@ -61,6 +62,21 @@ fn chromium() -> Result<Done, String> {
     if Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists() {
         return Ok(Done::Skipped("/usr/bin/chromium and /usr/bin/chromedriver present"));
     }
+    apt_install(&["chromium", "chromium-driver"])?;
+    Ok(Done::Installed)
+}
+
+/// PostgreSQL for the tests of `--state postgres://…` (xtask's services.rs runs it).
+fn postgresql() -> Result<Done, String> {
+    if crate::services::postgres_bin().is_some() {
+        return Ok(Done::Skipped("initdb and pg_ctl present"));
+    }
+    apt_install(&["postgresql"])?;
+    Ok(Done::Installed)
+}
+
+/// `apt-get update` then `apt-get install -y PACKAGES` (through sudo unless root).
+fn apt_install(packages: &[&str]) -> Result<(), String> {
     let apt = |args: &[&str]| {
         let mut cmd = if proc::is_root() {
             command("apt-get")
@@ -73,8 +89,7 @@ fn chromium() -> Result<Done, String> {
         proc::run(&mut cmd)
     };
     apt(&["update"])?;
-    apt(&["install", "-y", "chromium", "chromium-driver"])?;
-    Ok(Done::Installed)
+    apt(&[&["install", "-y"][..], packages].concat())
 }
 
 /// The `wasm-bindgen` version in Cargo.lock, if any crate depends on it.
