@@ -255,3 +255,43 @@ impl ServeArgs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(flags: &[&str]) -> Result<ServerConfig, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let data_dir = dir.path().to_str().ok_or("path")?.to_string();
+        let args = ["sluice", "serve", "--data-dir", &data_dir].into_iter().chain(flags.iter().copied());
+        match Cli::try_parse_from(args).map_err(|e| e.to_string())?.command {
+            Command::Serve(args) => args.into_config(),
+            _ => Err("not serve".into()),
+        }
+    }
+
+    #[test]
+    fn state_is_local_or_a_postgres_url() {
+        let local = serve(&[]).expect("default");
+        assert_eq!((local.state, local.secret_from_state), (StateConfig::Local, false));
+        let pg = serve(&["--state", "postgres://u:p@127.0.0.1:5432/db", "--lock-lease", "3s"]).expect("postgres");
+        assert!(pg.secret_from_state, "instances share the database's secret");
+        assert_eq!(
+            pg.state,
+            StateConfig::Postgres {
+                url: "postgres://u:p@127.0.0.1:5432/db".into(),
+                pool_size: 16,
+                lease: Duration::from_secs(3)
+            }
+        );
+        let refused = [
+            &["--state", "mysql://x"][..],
+            &["--state", "postgres://h/db", "--state-pool-size", "0"],
+            &["--state", "postgres://h/db", "--lock-lease", "999ms"],
+        ];
+        for flags in refused {
+            let error = serve(flags).expect_err("refused");
+            assert!(error.contains("--state") || error.contains("--lock-lease"), "{flags:?}: {error}");
+        }
+    }
+}
