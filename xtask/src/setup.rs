@@ -1,5 +1,5 @@
 //! `cargo xtask setup`: installs what a fresh machine of the project's kind (Debian 12 with
-//! rustup, cargo, node, npm) lacks (PostgreSQL included). Each step checks first and prints `installed` or `skipped`,
+//! rustup, cargo, node, npm) lacks. Each step checks first and prints `installed` or `skipped`,
 //! so a second run takes about a second.
 
 use crate::proc::{self, command, probe};
@@ -16,6 +16,7 @@ pub fn run() -> Result<(), String> {
     step("rust target wasm32-unknown-unknown", wasm_target)?;
     step("rustup components clippy, rustfmt", components)?;
     step("chromium + chromium-driver (apt)", chromium)?;
+    step("openssl (apt)", openssl)?;
     step("wasm-bindgen-cli", wasm_bindgen)?;
     step("npm ci in tests/", npm_ci)?;
     step("postgresql (apt)", postgresql)?;
@@ -62,7 +63,18 @@ fn chromium() -> Result<Done, String> {
     if Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists() {
         return Ok(Done::Skipped("/usr/bin/chromium and /usr/bin/chromedriver present"));
     }
-    apt_install(&["chromium", "chromium-driver"])?;
+    apt(&["update"])?;
+    apt(&["install", "-y", "chromium", "chromium-driver"])?;
+    Ok(Done::Installed)
+}
+
+/// The JWT tests generate RSA and Ed25519 key pairs and sign EdDSA tokens with the OpenSSL CLI.
+fn openssl() -> Result<Done, String> {
+    if Path::new("/usr/bin/openssl").exists() {
+        return Ok(Done::Skipped("/usr/bin/openssl present"));
+    }
+    apt(&["update"])?;
+    apt(&["install", "-y", "openssl"])?;
     Ok(Done::Installed)
 }
 
@@ -71,25 +83,21 @@ fn postgresql() -> Result<Done, String> {
     if crate::services::postgres_bin().is_some() {
         return Ok(Done::Skipped("initdb and pg_ctl present"));
     }
-    apt_install(&["postgresql"])?;
+    apt(&["update"])?;
+    apt(&["install", "-y", "postgresql"])?;
     Ok(Done::Installed)
 }
 
-/// `apt-get update` then `apt-get install -y PACKAGES` (through sudo unless root).
-fn apt_install(packages: &[&str]) -> Result<(), String> {
-    let apt = |args: &[&str]| {
-        let mut cmd = if proc::is_root() {
-            command("apt-get")
-        } else {
-            let mut sudo = command("sudo");
-            sudo.args(["-E", "apt-get"]);
-            sudo
-        };
-        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-        proc::run(&mut cmd)
+fn apt(args: &[&str]) -> Result<(), String> {
+    let mut cmd = if proc::is_root() {
+        command("apt-get")
+    } else {
+        let mut sudo = command("sudo");
+        sudo.args(["-E", "apt-get"]);
+        sudo
     };
-    apt(&["update"])?;
-    apt(&[&["install", "-y"][..], packages].concat())
+    cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+    proc::run(&mut cmd)
 }
 
 /// The `wasm-bindgen` version in Cargo.lock, if any crate depends on it.
