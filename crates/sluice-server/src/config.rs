@@ -167,7 +167,8 @@ pub struct ServeArgs {
     pub auth_public_key: Option<PathBuf>,
 
     /// Key for ids derived from client-supplied identifiers (Flow.js), hex or base64, at least 32 bytes;
-    /// default: DATA_DIR/secret.key, created on first start. Instances sharing uploads need the same one.
+    /// default: DATA_DIR/secret.key, created on first start, or with --state postgres://… one kept in the database
+    /// for every instance. Instances sharing uploads need the same one.
     #[arg(long, env = "SLUICE_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
 
@@ -347,6 +348,10 @@ mod tests {
         assert_eq!((local.state, local.secret_from_state), (StateConfig::Local, false));
         let pg = serve(&["--state", "postgres://u:p@127.0.0.1:5432/db", "--lock-lease", "3s"]).expect("postgres");
         assert!(pg.secret_from_state, "instances share the database's secret");
+        let hex = "ab".repeat(32);
+        let given = serve(&["--state", "postgres://h/db", "--secret", &hex]).expect("postgres with --secret");
+        assert!(!given.secret_from_state, "--secret wins over the database's");
+        assert_eq!(given.settings.secret.bytes(), &[0xab; 32]);
         assert_eq!(
             pg.state,
             StateConfig::Postgres {
