@@ -1,17 +1,26 @@
-//! `cargo xtask bench [--long] [--runs N] [--only TEXT]`: throughput, memory and HEAD latency of the release server over
-//! loopback, beside a plain streaming baseline (`crates/sluice-server/examples/baseline.rs`: an
-//! actix-web handler that writes a PUT body to a file, no protocol). Prints a table and rewrites
-//! the `## Figures` section of `docs/benchmarks.md`. Reports; never asserts on timings.
+//! `cargo xtask bench [--long] [--runs N] [--only TEXT] [--peers]`: throughput, memory and HEAD latency of the
+//! release server over loopback, beside a plain streaming baseline
+//! (`crates/sluice-server/examples/baseline.rs`: an actix-web handler that writes a PUT body to a
+//! file, no protocol) and, with `--peers`, beside rustus and `@tus/server` on the same scenarios
+//! (`peers.rs`). Prints a table and rewrites the `## Figures` section of `docs/benchmarks.md`.
+//! Reports; never asserts on timings.
 //!
 //! Each scenario gets a fresh server process and data dir, so `VmHWM` (peak RSS) is per
-//! scenario, and its data is deleted afterwards (disk is limited).
+//! scenario, and its data is deleted afterwards (disk is limited). Peer scenarios run the three
+//! servers in turn within each round (Sluice, rustus, @tus/server, Sluice, …), so machine noise
+//! hits all of them alike.
+
+mod cli;
 
 use crate::http::{self, Body, Conn};
+use crate::peers::{self, Peer};
 use crate::proc::{self, Server};
 use crate::report::{
-    self, Figure, Head, BASE_1, BASE_4, CALM_1, CONCURRENT, CROWD, DISK_1, DISK_4, DISK_8, FLOOD_1, FORM_1, FORM_4,
-    FSYNC_1, FSYNC_SPLIT_4, ONE_1, ONE_4, ONE_8, QUIET_1, SPLIT_4,
+    self, Figure, Head, PeerHeads, PeerRow, Peers, BASE_1, BASE_4, CALM_1, CONCURRENT, CROWD, DISK_1, DISK_4, DISK_8,
+    FLOOD_1, FORM_1, FORM_4, FSYNC_1, FSYNC_SPLIT_4, ONE_1, ONE_4, ONE_8, PEER_CONCURRENT, PEER_ONE_1, PEER_ONE_4,
+    PEER_SPLIT_4, QUIET_1, SPLIT_4,
 };
+use crate::report::{CLI_1, CLI_4, CLI_4_NONE, CURL_BASE_4, CURL_PATCH_4};
 use crate::services;
 use std::io::Write;
 use std::path::PathBuf;
@@ -44,12 +53,14 @@ pub struct Options {
     /// `--only TEXT`: only the scenarios whose name contains TEXT (`HEAD` for the HEAD one); the
     /// figures are printed but `docs/benchmarks.md` is left alone.
     pub only: Option<String>,
+    /// `--peers`: also run rustus and `@tus/server` beside Sluice (installed on first use).
+    pub peers: bool,
 }
 
 impl Options {
-    /// Parses `--long` and `--runs N`.
+    /// Parses `--long`, `--runs N`, `--only TEXT` and `--peers`.
     pub fn parse(args: &[String]) -> Result<Options, String> {
-        let mut opts = Options { long: false, runs: 3, only: None };
+        let mut opts = Options { long: false, runs: 3, only: None, peers: false };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
@@ -62,10 +73,42 @@ impl Options {
                         .ok_or("--runs needs a positive number")?;
                 }
                 "--only" => opts.only = Some(args.next().ok_or("--only needs a text")?.clone()),
-                other => return Err(format!("unknown flag `{other}` (expected --long, --runs N, --only TEXT)")),
+                "--peers" => opts.peers = true,
+                other => {
+                    return Err(format!("unknown flag `{other}` (expected --long, --runs N, --only TEXT, --peers)"))
+                }
             }
         }
         Ok(opts)
+    }
+}
+
+/// The server a run starts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `crates/sluice-server/examples/baseline.rs`.
+    Baseline,
+    /// A tus server: Sluice or a peer.
+    Tus(Peer),
+}
+
+const SLUICE: Kind = Kind::Tus(Peer::Sluice);
+
+/// What one run of a throughput scenario measured.
+struct Run {
+    took: Duration,
+    /// Server `VmRSS` right after start, KiB.
+    start_rss_kib: Option<u64>,
+    /// Server `VmHWM` after the run, KiB.
+    peak_rss_kib: Option<u64>,
+}
+
+impl Run {
+    /// Adds this run to `fig`: its time, and the memory figures (first start, largest peak).
+    fn add_to(self, fig: &mut Figure) {
+        fig.runs.push(self.took.as_secs_f64());
+        fig.start_rss_kib = fig.start_rss_kib.or(self.start_rss_kib);
+        fig.peak_rss_kib = fig.peak_rss_kib.max(self.peak_rss_kib);
     }
 }
 
@@ -102,9 +145,15 @@ pub fn run(opts: Options) -> Result<(), String> {
         if let Some(only) = &opts.only {
             cmd.args(["--only", only]);
         }
+        if opts.peers {
+            cmd.arg("--peers");
+        }
         return proc::run(&mut cmd).map_err(|_| "the optimised bench run failed (see above)".to_string());
     }
     let root = proc::root();
+    if opts.peers {
+        peers::install()?;
+    }
     proc::run(proc::cargo().args(["build", "--release", "-p", "sluice-server", "--bins", "--example", "baseline"]))?;
     let work = root.join("target/bench");
     // Logs and data of an earlier (perhaps interrupted) run.
@@ -138,29 +187,42 @@ pub fn run(opts: Options) -> Result<(), String> {
     if opts.long {
         run(&mut b, DISK_8, &|b| b.disk_scenario(DISK_8, 8 * GIB));
     }
-    run(&mut b, BASE_1, &|b| b.scenario(BASE_1, GIB, false, |b, addr| b.put(addr, GIB)));
-    run(&mut b, BASE_4, &|b| b.scenario(BASE_4, 4 * GIB, false, |b, addr| b.put(addr, 4 * GIB)));
-    run(&mut b, ONE_1, &|b| b.scenario(ONE_1, GIB, true, |b, addr| b.upload(addr, GIB, GIB)));
-    run(&mut b, ONE_4, &|b| b.scenario(ONE_4, 4 * GIB, true, |b, addr| b.upload(addr, 4 * GIB, 4 * GIB)));
+    run(&mut b, BASE_1, &|b| b.scenario(BASE_1, GIB, Kind::Baseline, |b, addr| b.put(addr, GIB)));
+    run(&mut b, BASE_4, &|b| b.scenario(BASE_4, 4 * GIB, Kind::Baseline, |b, addr| b.put(addr, 4 * GIB)));
+    run(&mut b, ONE_1, &|b| b.scenario(ONE_1, GIB, SLUICE, |b, addr| b.upload(addr, GIB, GIB)));
+    run(&mut b, ONE_4, &|b| b.scenario(ONE_4, 4 * GIB, SLUICE, |b, addr| b.upload(addr, 4 * GIB, 4 * GIB)));
     if opts.long {
-        run(&mut b, ONE_8, &|b| b.scenario(ONE_8, 8 * GIB, true, |b, addr| b.upload(addr, 8 * GIB, 8 * GIB)));
+        run(&mut b, ONE_8, &|b| b.scenario(ONE_8, 8 * GIB, SLUICE, |b, addr| b.upload(addr, 8 * GIB, 8 * GIB)));
     }
-    run(&mut b, SPLIT_4, &|b| b.scenario(SPLIT_4, 4 * GIB, true, |b, addr| b.upload(addr, 4 * GIB, 8 * MIB)));
+    run(&mut b, SPLIT_4, &|b| b.scenario(SPLIT_4, 4 * GIB, SLUICE, |b, addr| b.upload(addr, 4 * GIB, 8 * MIB)));
     let with_flag = |b: &mut Bench, flag: &'static str, name: &'static str, len: u64, chunk: u64| {
         b.flags = vec![flag];
-        let fig = b.scenario(name, len, true, |b, addr| b.upload(addr, len, chunk));
+        let fig = b.scenario(name, len, SLUICE, |b, addr| b.upload(addr, len, chunk));
         b.flags.clear();
         fig
     };
     run(&mut b, FSYNC_1, &|b| with_flag(b, "--fsync", FSYNC_1, GIB, GIB));
     run(&mut b, FSYNC_SPLIT_4, &|b| with_flag(b, "--fsync", FSYNC_SPLIT_4, 4 * GIB, 8 * MIB));
     run(&mut b, QUIET_1, &|b| with_flag(b, "--no-request-metrics", QUIET_1, GIB, GIB));
-    run(&mut b, CROWD, &|b| b.scenario(CROWD, 256 * 16 * MIB, true, |b, addr| b.crowd(addr, 256, 16 * MIB)));
-    run(&mut b, FORM_1, &|b| b.scenario(FORM_1, GIB, true, |b, addr| b.form(addr, GIB)));
-    run(&mut b, FORM_4, &|b| b.scenario(FORM_4, 4 * GIB, true, |b, addr| b.form(addr, 4 * GIB)));
+    run(&mut b, CROWD, &|b| b.scenario(CROWD, 256 * 16 * MIB, SLUICE, |b, addr| b.crowd(addr, 256, 16 * MIB)));
+    run(&mut b, FORM_1, &|b| b.scenario(FORM_1, GIB, SLUICE, |b, addr| b.form(addr, GIB)));
+    run(&mut b, FORM_4, &|b| b.scenario(FORM_4, 4 * GIB, SLUICE, |b, addr| b.form(addr, 4 * GIB)));
     run(&mut b, CONCURRENT, &|b| {
-        b.scenario(CONCURRENT, 32 * 64 * MIB, true, |b, addr| b.concurrent(addr, 32, 64 * MIB))
+        b.scenario(CONCURRENT, 32 * 64 * MIB, SLUICE, |b, addr| b.concurrent(addr, 32, 64 * MIB))
     });
+    // `sluice upload` from a file on disk, beside curl sending the same file (bench/cli.rs).
+    let input = |b: &Bench, len| b.input_file(len).unwrap_or_default();
+    run(&mut b, CURL_BASE_4, &|b| {
+        let file = input(b, 4 * GIB);
+        b.scenario(CURL_BASE_4, 4 * GIB, Kind::Baseline, |b, addr| b.curl_put(addr, &file))
+    });
+    run(&mut b, CURL_PATCH_4, &|b| {
+        let file = input(b, 4 * GIB);
+        b.scenario(CURL_PATCH_4, 4 * GIB, SLUICE, |b, addr| b.curl_patch(addr, &file))
+    });
+    run(&mut b, CLI_1, &|b| b.cli_scenario(CLI_1, GIB, &[]));
+    run(&mut b, CLI_4, &|b| b.cli_scenario(CLI_4, 4 * GIB, &[]));
+    run(&mut b, CLI_4_NONE, &|b| b.cli_scenario(CLI_4_NONE, 4 * GIB, &["--checksum", "none"]));
     if wanted(FLOOD_1) || wanted(CALM_1) {
         for fig in b.flood_scenario(GIB, FLOOD_CONNECTIONS) {
             println!("{}", fig.line());
@@ -185,17 +247,33 @@ pub fn run(opts: Options) -> Result<(), String> {
         None
     };
     let postgres_head = wanted("HEAD").then(|| postgres_head(&mut b));
-    if opts.only.is_some() {
-        println!("--only: docs/benchmarks.md left as it is");
-        return Ok(());
-    }
-
+    let peers = opts.peers.then(|| {
+        let load_before = report::loadavg();
+        println!("peers ({}), interleaved, {} rounds:", peers::versions(), b.repeat);
+        let mut rows = Vec::new();
+        let mut peer_run =
+            |b: &mut Bench, name: &'static str, bytes: u64, f: &dyn Fn(&Bench, &str) -> Result<Duration, String>| {
+                if wanted(name) {
+                    rows.push(b.peer_scenario(name, bytes, f));
+                }
+            };
+        peer_run(&mut b, PEER_ONE_1, GIB, &|b, addr| b.upload(addr, GIB, GIB));
+        peer_run(&mut b, PEER_ONE_4, 4 * GIB, &|b, addr| b.upload(addr, 4 * GIB, 4 * GIB));
+        peer_run(&mut b, PEER_SPLIT_4, 4 * GIB, &|b, addr| b.upload(addr, 4 * GIB, 8 * MIB));
+        peer_run(&mut b, PEER_CONCURRENT, 32 * 64 * MIB, &|b, addr| b.concurrent(addr, 32, 64 * MIB));
+        let heads = wanted("HEAD").then(|| b.peer_heads(8, 5));
+        Peers { rows, heads, load: (load_before, report::loadavg()), versions: peers::versions() }
+    });
     let load = (load_before, report::loadavg());
-    let mut text = report::render(&figures, &head, quiet_head.as_ref(), &opts, load);
+    let mut text = report::render(&figures, &head, quiet_head.as_ref(), peers.as_ref(), &opts, load);
     if let Some(pg) = &postgres_head {
         text.push_str(&postgres_head_rows(pg));
     }
     println!("\n{text}");
+    if opts.only.is_some() {
+        println!("--only: docs/benchmarks.md left as it is");
+        return Ok(());
+    }
     let doc = root.join("docs/benchmarks.md");
     report::update_doc(&doc, &text)?;
     println!("updated {}", doc.display());
@@ -205,6 +283,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         .map(|f| f.name)
         .chain(head.error.is_some().then_some("HEAD"))
         .chain(postgres_head.as_ref().and_then(|h| h.error.as_ref()).map(|_| "HEAD, PostgreSQL state"))
+        .chain(peers.iter().flat_map(|p| &p.rows).filter(|r| r.figures[0].error.is_some()).map(|r| r.name))
         .collect();
     if failed.is_empty() {
         Ok(())
@@ -254,8 +333,8 @@ fn postgres_head_rows(head: &Head) -> String {
 }
 
 impl Bench {
-    /// Starts a fresh server (sluice or baseline) on a fresh data dir.
-    fn start(&mut self, sluice: bool) -> Result<(Server, PathBuf), String> {
+    /// Starts a fresh server of `kind` on a fresh data dir.
+    fn start(&mut self, kind: Kind) -> Result<(Server, PathBuf), String> {
         // Start each scenario with no dirty pages left by the previous one, so background
         // writeback of old data does not slow this one down.
         let _ = proc::probe(&mut Command::new("sync"));
@@ -263,21 +342,50 @@ impl Bench {
         let data = self.work.join(format!("data-{}", self.runs));
         let _ = std::fs::remove_dir_all(&data);
         std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
-        let mut cmd = if sluice {
-            let mut cmd = Command::new(&self.sluice);
-            cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data).arg("--policy").arg(&self.policy);
-            // Every bench client is 127.0.0.1: let the 32 concurrent uploads in (default 16).
-            cmd.env("SLUICE_MAX_UPLOADS_PER_CLIENT", MAX_UPLOADS_PER_CLIENT.to_string());
-            cmd.args(&self.flags);
-            cmd
-        } else {
-            let mut cmd = Command::new(&self.baseline);
-            cmd.arg("127.0.0.1:0").arg(&data);
-            cmd
+        let log = self.work.join(format!("server-{}.log", self.runs));
+        let mut cmd = match kind {
+            Kind::Baseline => {
+                let mut cmd = Command::new(&self.baseline);
+                cmd.arg("127.0.0.1:0").arg(&data);
+                cmd
+            }
+            Kind::Tus(Peer::Sluice) => {
+                let mut cmd = Command::new(&self.sluice);
+                cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+                    .arg(&data)
+                    .arg("--policy")
+                    .arg(&self.policy);
+                // Every bench client is 127.0.0.1: let the 32 concurrent uploads in (default 16).
+                cmd.env("SLUICE_MAX_UPLOADS_PER_CLIENT", MAX_UPLOADS_PER_CLIENT.to_string());
+                cmd.args(&self.flags);
+                cmd
+            }
+            Kind::Tus(Peer::TusNode) => peers::tus_node(&data),
+            Kind::Tus(Peer::Rustus) => {
+                let port = proc::free_port()?;
+                let mut cmd = peers::rustus(&data, port);
+                cmd.current_dir(&self.work);
+                return Ok((Server::start_at(cmd, &log, &format!("127.0.0.1:{port}"))?, data));
+            }
         };
         cmd.current_dir(&self.work);
-        let log = self.work.join(format!("server-{}.log", self.runs));
         Ok((Server::start(cmd, &log)?, data))
+    }
+
+    /// One run on a fresh server of `kind`: the time `f` measured and the server's memory.
+    fn run_once(&mut self, kind: Kind, f: &dyn Fn(&Bench, &str) -> Result<Duration, String>) -> Result<Run, String> {
+        let (mut server, data) = self.start(kind)?;
+        let start_rss_kib = server.rss_kib();
+        let result = f(self, &server.addr);
+        let peak_rss_kib = server.peak_rss_kib();
+        let result = result.map_err(|e| match server.exit_status() {
+            // The server died under the load (e.g. out of memory): say so, with its last words.
+            Some(status) => format!("{e}; the server exited ({status}): {}", server.log_tail(3)),
+            None => e,
+        });
+        drop(server);
+        let _ = std::fs::remove_dir_all(&data);
+        Ok(Run { took: result?, start_rss_kib, peak_rss_kib })
     }
 
     /// Runs one throughput scenario `repeat` times, each on a fresh server: `bytes` moved by
@@ -286,32 +394,59 @@ impl Bench {
         &mut self,
         name: &'static str,
         bytes: u64,
-        sluice: bool,
+        kind: Kind,
         f: impl Fn(&Bench, &str) -> Result<Duration, String>,
     ) -> Figure {
         let mut fig = Figure::new(name, bytes);
         for _ in 0..self.repeat {
-            let (server, data) = match self.start(sluice) {
-                Ok(s) => s,
+            match self.run_once(kind, &f) {
+                Ok(run) => run.add_to(&mut fig),
                 Err(e) => {
                     fig.error = Some(e);
-                    return fig;
-                }
-            };
-            fig.start_rss_kib = fig.start_rss_kib.or(server.rss_kib());
-            let result = f(self, &server.addr);
-            fig.peak_rss_kib = fig.peak_rss_kib.max(server.peak_rss_kib());
-            drop(server);
-            let _ = std::fs::remove_dir_all(&data);
-            match result {
-                Ok(took) => fig.runs.push(took.as_secs_f64()),
-                Err(e) => {
-                    fig.error = Some(e);
-                    return fig;
+                    break;
                 }
             }
         }
         fig
+    }
+
+    /// One scenario on every tus server: `repeat` rounds, each starting Sluice, rustus and
+    /// `@tus/server` in turn on fresh processes, so noise on the machine hits all three alike.
+    /// A server that fails is left out of later rounds; the others go on.
+    fn peer_scenario(
+        &mut self,
+        name: &'static str,
+        bytes: u64,
+        f: &dyn Fn(&Bench, &str) -> Result<Duration, String>,
+    ) -> PeerRow {
+        let mut row = PeerRow { name, figures: Peer::ALL.map(|_| Figure::new(name, bytes)).into() };
+        for round in 1..=self.repeat {
+            for (peer, fig) in Peer::ALL.into_iter().zip(&mut row.figures) {
+                if fig.error.is_some() {
+                    continue;
+                }
+                match self.run_once(Kind::Tus(peer), f) {
+                    Ok(run) => {
+                        println!(
+                            "  {name}, {}, round {round}: {:.0} MB/s, peak RSS {} (load {})",
+                            peer.label(),
+                            bytes as f64 / 1e6 / run.took.as_secs_f64(),
+                            report::mib(run.peak_rss_kib),
+                            report::loadavg()
+                        );
+                        run.add_to(fig);
+                    }
+                    Err(e) => {
+                        println!("  {name}, {}, round {round}: FAILED: {e}", peer.label());
+                        fig.error = Some(e);
+                    }
+                }
+            }
+        }
+        for (peer, fig) in Peer::ALL.into_iter().zip(&row.figures) {
+            println!("{:<12} {}", peer.label(), fig.line());
+        }
+        row
     }
 
     /// A legitimate upload of `len` bytes in one PATCH from 127.0.0.1, on one fresh server per run,
@@ -320,7 +455,7 @@ impl Bench {
     fn flood_scenario(&mut self, len: u64, conns: usize) -> [Figure; 2] {
         let (mut calm, mut flooded) = (Figure::new(CALM_1, len), Figure::new(FLOOD_1, len));
         for run in 0..self.repeat {
-            let (server, data) = match self.start(true) {
+            let (server, data) = match self.start(SLUICE) {
                 Ok(s) => s,
                 Err(e) => {
                     (calm.error, flooded.error) = (Some(e.clone()), Some(e));
@@ -481,7 +616,7 @@ impl Bench {
     /// HEAD on one upload from `conns` keep-alive connections for `span`.
     fn head_scenario(&mut self, conns: usize, span: Duration) -> Head {
         let mut head = Head { conns, secs: span.as_secs_f64(), ..Head::default() };
-        let (server, data) = match self.start(true) {
+        let (server, data) = match self.start(SLUICE) {
             Ok(s) => s,
             Err(e) => {
                 head.error = Some(e);
@@ -505,11 +640,59 @@ impl Bench {
         head
     }
 
-    /// Returns every latency in µs and the wall time.
-    fn heads(&self, addr: &str, conns: usize, span: Duration) -> Result<(Vec<f64>, f64), String> {
+    /// An upload of 1 MiB with 512 KiB received, for HEAD loads; its path.
+    fn head_target(&self, addr: &str) -> Result<String, String> {
         let mut conn = Conn::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
         let path = create(&mut conn, MIB)?;
         patch(&mut conn, &path, 0, 512 * KIB, &self.buf)?;
+        Ok(path)
+    }
+
+    /// HEAD on every tus server with oha, `conns` connections for `secs` seconds: `repeat`
+    /// rounds of Sluice, rustus, `@tus/server` in turn, each on a fresh process.
+    fn peer_heads(&mut self, conns: usize, secs: u64) -> PeerHeads {
+        let mut runs: Vec<Vec<Head>> = Peer::ALL.iter().map(|_| Vec::new()).collect();
+        for round in 1..=self.repeat {
+            for (peer, runs) in Peer::ALL.into_iter().zip(&mut runs) {
+                let head = self.oha_head(Kind::Tus(peer), conns, secs);
+                println!("  {}, round {round}: {} (load {})", peer.label(), head.line(), report::loadavg());
+                runs.push(head);
+            }
+        }
+        PeerHeads { tool: format!("oha {}", peers::OHA_VERSION), conns, secs, runs }
+    }
+
+    /// One oha HEAD run against a fresh server of `kind`.
+    fn oha_head(&mut self, kind: Kind, conns: usize, secs: u64) -> Head {
+        let mut head = Head { conns, secs: secs as f64, ..Head::default() };
+        let (server, data) = match self.start(kind) {
+            Ok(s) => s,
+            Err(e) => {
+                head.error = Some(e);
+                return head;
+            }
+        };
+        let result = self
+            .head_target(&server.addr)
+            .and_then(|path| peers::oha_head(&format!("http://{}{path}", server.addr), conns, secs));
+        head.peak_rss_kib = server.peak_rss_kib();
+        drop(server);
+        let _ = std::fs::remove_dir_all(&data);
+        match result {
+            Ok(r) => {
+                head.requests = (r.rate * r.secs).round() as u64;
+                head.secs = r.secs;
+                head.p50_us = r.p50_us;
+                head.p99_us = r.p99_us;
+            }
+            Err(e) => head.error = Some(e),
+        }
+        head
+    }
+
+    /// Returns every latency in µs and the wall time.
+    fn heads(&self, addr: &str, conns: usize, span: Duration) -> Result<(Vec<f64>, f64), String> {
+        let path = self.head_target(addr)?;
         let path = path.as_str();
         let barrier = Barrier::new(conns);
         let t = Instant::now();

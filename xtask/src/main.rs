@@ -6,7 +6,7 @@
 //! | `test [--quick] [--long]` | setup, then every check and test suite in order, stopping at the first failure; this is what `.ci/run` calls |
 //! | `test-browser` | the browser suite alone (see `browser.rs`) |
 //! | `run [ARGS...]` | builds the release server and execs `sluice serve ARGS...` |
-//! | `bench [--long] [--runs N] [--only TEXT]` | loopback throughput, memory and HEAD latency figures; updates `docs/benchmarks.md` |
+//! | `bench [--long] [--runs N] [--only TEXT] [--peers]` | loopback throughput, memory and HEAD latency figures, with `--peers` beside rustus and `@tus/server`; updates `docs/benchmarks.md` |
 //!
 //! Every subcommand returns `Result<(), String>`; `main` prints the error and exits with 1.
 
@@ -14,6 +14,8 @@ mod bench;
 // `browser.rs` runs the browser module's suite (`cargo xtask test-browser`).
 mod browser;
 mod http;
+// `peers.rs`: rustus, `@tus/server` and oha for `bench --peers`.
+mod peers;
 mod proc;
 mod report;
 mod run;
@@ -34,10 +36,12 @@ commands:
                          --quick: skip fmt and clippy; --long: long campaigns
   test-browser           the browser test suite only
   run [ARGS...]          build the release server, then exec `sluice serve ARGS...`
-  bench [--long] [--runs N] [--only TEXT]
+  bench [--long] [--runs N] [--only TEXT] [--peers]
                          benchmark figures (writes docs/benchmarks.md); --long adds 8 GiB;
                          --runs: runs per scenario, median reported (default 3);
-                         --only: scenarios whose name contains TEXT, docs left alone
+                         --only: scenarios whose name contains TEXT, docs left alone;
+                         --peers: also rustus and @tus/server, interleaved with Sluice
+                         (installed on first use: cargo install rustus, oha; npm ci)
 ";
 
 fn main() -> ExitCode {

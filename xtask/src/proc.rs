@@ -1,11 +1,12 @@
 //! Process helpers: the repository root, running commands with a clear echo, and a spawned
-//! server that announces its address on its first stdout line.
+//! server that announces its address on its first stdout line (or listens on a port given to it).
 
 use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The repository root (the parent of `xtask/`).
 pub fn root() -> PathBuf {
@@ -71,6 +72,8 @@ pub struct Server {
     child: Child,
     /// `HOST:PORT` from the listening line.
     pub addr: String,
+    /// Where its stderr goes.
+    log: PathBuf,
 }
 
 impl Server {
@@ -107,7 +110,37 @@ impl Server {
             .strip_prefix("listening on http://")
             .map(|a| a.trim().trim_end_matches('/').to_string())
             .ok_or_else(|| format!("unexpected first line from `{line}`: {first:?}"))?;
-        Ok(Server { child, addr })
+        Ok(Server { child, addr, log: log.to_path_buf() })
+    }
+
+    /// Starts `cmd` (stdout and stderr to `log`), told to listen on `addr`, and waits up to 30 s
+    /// until `addr` accepts a connection. For servers that cannot announce an ephemeral port.
+    pub fn start_at(mut cmd: Command, log: &Path, addr: &str) -> Result<Server, String> {
+        let line = describe(&cmd);
+        let out = std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| format!("{}: {e}", log.display()))?;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("cannot start `{line}`: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if TcpStream::connect(addr).is_ok() {
+                return Ok(Server { child, addr: addr.to_string(), log: log.to_path_buf() });
+            }
+            let exited = child.try_wait().ok().flatten();
+            if exited.is_some() || Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let tail = std::fs::read_to_string(log).unwrap_or_default();
+                let tail: Vec<&str> = tail.lines().rev().take(20).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                return Err(format!("`{line}` never listened on {addr} ({exited:?}); log tail:\n{}", tail.join("\n")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The process id.
@@ -118,6 +151,18 @@ impl Server {
     /// Peak resident set size so far (`VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         status_kib(self.pid(), "VmHWM:")
+    }
+
+    /// How the process ended, if it has.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// The last `n` lines of its log, joined with ` / `.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(n).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
     }
 
     /// Current resident set size (`VmRSS`), in KiB.
@@ -133,7 +178,15 @@ impl Drop for Server {
     }
 }
 
-fn status_kib(pid: u32, key: &str) -> Option<u64> {
+/// A port of 127.0.0.1 that was free a moment ago (bound, read, released), for a server that
+/// needs its port on the command line.
+pub fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind 127.0.0.1:0: {e}"))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| format!("local_addr: {e}"))
+}
+
+/// A `KiB` field (`VmHWM:`, `VmRSS:`) of `/proc/PID/status`.
+pub fn status_kib(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(key))?;
     line[key.len()..].split_whitespace().next()?.parse().ok()

@@ -2,6 +2,7 @@
 //! `## Figures` section of `docs/benchmarks.md` (the rest of that file is left as it is).
 
 use crate::bench::{Options, MAX_UPLOADS_PER_CLIENT};
+use crate::peers::{Peer, RUSTUS_ADDRESS_SPACE, RUSTUS_MAX_BODY};
 use std::path::Path;
 
 /// Scenario names; the targets look figures up by them.
@@ -36,6 +37,24 @@ pub const CROWD: &str = "sluice 256 x 16 MiB concurrent, default budget";
 pub const FORM_1: &str = "sluice 1 GiB, multipart form";
 /// A 4 GiB file in one multipart form request (`POST /upload`).
 pub const FORM_4: &str = "sluice 4 GiB, multipart form";
+/// `curl -T` of a 4 GiB file from disk to the baseline handler.
+pub const CURL_BASE_4: &str = "curl -T 4 GiB file, baseline";
+/// `curl` sending a 4 GiB file from disk to Sluice as one tus PATCH.
+pub const CURL_PATCH_4: &str = "curl 4 GiB file, one tus PATCH to sluice";
+/// `sluice upload` of a 1 GiB file (default: 32 MiB chunks, sha256 per chunk).
+pub const CLI_1: &str = "sluice upload 1 GiB file";
+/// `sluice upload` of a 4 GiB file (default: 32 MiB chunks, sha256 per chunk).
+pub const CLI_4: &str = "sluice upload 4 GiB file";
+/// `sluice upload --checksum none` of a 4 GiB file.
+pub const CLI_4_NONE: &str = "sluice upload 4 GiB file, --checksum none";
+/// Peer scenario (`--peers`, on every tus server): 1 GiB in one PATCH.
+pub const PEER_ONE_1: &str = "1 GiB, one PATCH";
+/// Peer scenario: 4 GiB in one PATCH.
+pub const PEER_ONE_4: &str = "4 GiB, one PATCH";
+/// Peer scenario: 4 GiB in 8 MiB PATCHes on one connection.
+pub const PEER_SPLIT_4: &str = "4 GiB, 8 MiB PATCHes";
+/// Peer scenario: 32 uploads of 64 MiB at once, one PATCH each.
+pub const PEER_CONCURRENT: &str = "32 x 64 MiB concurrent";
 
 /// A 1 GiB upload in one PATCH, no flood, on the server the flood scenario then floods.
 pub const CALM_1: &str = "sluice 1 GiB, one PATCH, no flood (flood scenario)";
@@ -153,8 +172,189 @@ fn opt(v: Option<f64>, decimals: usize) -> String {
     v.map_or_else(|| "-".to_string(), |v| format!("{v:.decimals$}"))
 }
 
-fn mib(kib: Option<u64>) -> String {
-    kib.map_or_else(|| "-".to_string(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+/// KiB as `9.3 MiB`, or `4.02 GiB` from 1 GiB up; `-` when unknown.
+pub fn mib(kib: Option<u64>) -> String {
+    match kib {
+        None => "-".to_string(),
+        Some(k) if k >= 1 << 20 => format!("{:.2} GiB", k as f64 / (1 << 20) as f64),
+        Some(k) => format!("{:.1} MiB", k as f64 / 1024.0),
+    }
+}
+
+/// One scenario on every tus server (`--peers`).
+pub struct PeerRow {
+    /// Scenario name.
+    pub name: &'static str,
+    /// One figure per server, in `Peer::ALL` order.
+    pub figures: Vec<Figure>,
+}
+
+/// HEAD load on every tus server (`--peers`).
+pub struct PeerHeads {
+    /// The load generator, e.g. `oha 1.16.0`.
+    pub tool: String,
+    /// Keep-alive connections.
+    pub conns: usize,
+    /// Seconds per run.
+    pub secs: u64,
+    /// The runs of each server, in `Peer::ALL` order.
+    pub runs: Vec<Vec<Head>>,
+}
+
+/// Everything `--peers` measured.
+pub struct Peers {
+    /// Throughput scenarios.
+    pub rows: Vec<PeerRow>,
+    /// The HEAD load, unless left out by `--only`.
+    pub heads: Option<PeerHeads>,
+    /// 1-minute load average before and after the peer runs.
+    pub load: (String, String),
+    /// The peers' versions, for the caption.
+    pub versions: String,
+}
+
+/// Whether a bigger figure is the better one (throughput) or the smaller (latency, memory).
+#[derive(Clone, Copy)]
+enum Better {
+    Higher,
+    Lower,
+}
+
+/// Sluice ÷ peer as `1.23×`, in bold when Sluice is behind; `-` when either is missing.
+fn ratio(sluice: Option<f64>, peer: Option<f64>, better: Better) -> String {
+    let (Some(a), Some(b)) = (sluice, peer) else { return "-".to_string() };
+    if b <= 0.0 {
+        return "-".to_string();
+    }
+    let r = a / b;
+    let text = if r >= 10.0 {
+        format!("{r:.0}×")
+    } else if r >= 0.1 {
+        format!("{r:.2}×")
+    } else {
+        format!("{r:.3}×")
+    };
+    let behind = match better {
+        Better::Higher => r < 1.0,
+        Better::Lower => r > 1.0,
+    };
+    if behind {
+        format!("**{text}**")
+    } else {
+        text
+    }
+}
+
+/// An error as one table cell: one line, no `|`, at most 160 characters.
+fn error_cell(e: &str) -> String {
+    let one_line: String = e.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|");
+    let short: String = one_line.chars().take(160).collect();
+    if short.len() < one_line.len() {
+        format!("failed: {short}…")
+    } else {
+        format!("failed: {short}")
+    }
+}
+
+/// The runs that did not fail.
+fn good(runs: &[Head]) -> Vec<&Head> {
+    runs.iter().filter(|h| h.error.is_none()).collect()
+}
+
+/// The median of `values` (upper median for an even count); `None` when empty.
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_unstable_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
+}
+
+/// Appends one peers-table row: a label, three cells, and Sluice's ratio to each peer.
+fn peer_line(out: &mut String, label: &str, cells: &[String], values: &[Option<f64>], better: Better) {
+    out.push_str(&format!(
+        "| {label} | {} | {} | {} | {} | {} |\n",
+        cells[0],
+        cells[1],
+        cells[2],
+        ratio(values[0], values[1], better),
+        ratio(values[0], values[2], better)
+    ));
+}
+
+/// The peers table (markdown), with its caption.
+fn render_peers(peers: &Peers, runs: u32) -> String {
+    let (before, after) = &peers.load;
+    let labels: Vec<&str> = Peer::ALL.iter().map(|p| p.label()).collect();
+    let mut out = String::from("\n### Beside other tus servers (`--peers`)\n\n");
+    out.push_str(&format!(
+        "Sluice beside {}: the same scenarios and client, interleaved (each of {runs} rounds starts Sluice, rustus \
+         and @tus/server in turn, each on a fresh process and data dir), medians with the range in brackets; \
+         1-minute load average {before} before the peer runs, {after} after them. rustus runs as its README shows \
+         (file storage, default extensions, access log on) with `--max-body-size {RUSTUS_MAX_BODY}`, because it \
+         reads each PATCH body whole into memory (default limit 256 KiB), under `prlimit --as={RUSTUS_ADDRESS_SPACE}` \
+         so it cannot exhaust the machine. @tus/server runs as its README shows (`xtask/peers/tus-node-server.mjs`, \
+         `maxSize` 16 GiB); its peak RSS is the node process's. Ratios are Sluice ÷ peer: above 1× is ahead for \
+         MB/s and req/s, below 1× is ahead for latency and memory; **bold** marks where Sluice is behind.\n\n",
+        peers.versions
+    ));
+    out.push_str(&format!(
+        "| scenario | {} | {} | {} | Sluice/rustus | Sluice/@tus |\n|---|---:|---:|---:|---:|---:|\n",
+        labels[0], labels[1], labels[2]
+    ));
+    for row in &peers.rows {
+        let ok = |f: &Figure| f.error.is_none();
+        let cells: Vec<String> = row
+            .figures
+            .iter()
+            .map(|f| match &f.error {
+                Some(e) => error_cell(e),
+                None => f.mb_s_text(),
+            })
+            .collect();
+        let rates: Vec<Option<f64>> = row.figures.iter().map(|f| f.mb_s().filter(|_| ok(f))).collect();
+        peer_line(&mut out, &format!("{}: MB/s", row.name), &cells, &rates, Better::Higher);
+        let rss: Vec<Option<u64>> = row.figures.iter().map(|f| f.peak_rss_kib.filter(|_| ok(f))).collect();
+        let cells: Vec<String> = rss.iter().map(|&k| mib(k)).collect();
+        let rss: Vec<Option<f64>> = rss.iter().map(|k| k.map(|k| k as f64)).collect();
+        peer_line(&mut out, "… peak RSS", &cells, &rss, Better::Lower);
+    }
+    if let Some(heads) = &peers.heads {
+        let stat = |runs: &[Head], f: fn(&Head) -> f64| median(good(runs).iter().map(|h| f(h)).collect());
+        let failed = |runs: &[Head]| match (good(runs).is_empty(), runs.iter().find_map(|h| h.error.as_deref())) {
+            (true, Some(e)) => Some(error_cell(e)),
+            _ => None,
+        };
+        let rates: Vec<Option<f64>> = heads.runs.iter().map(|r| stat(r, Head::rate)).collect();
+        let cells: Vec<String> = heads
+            .runs
+            .iter()
+            .zip(&rates)
+            .map(|(runs, rate)| {
+                failed(runs).unwrap_or_else(|| {
+                    let all: Vec<f64> = good(runs).iter().map(|h| h.rate()).collect();
+                    let (lo, hi) = all.iter().fold((f64::MAX, 0.0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+                    match rate {
+                        Some(m) if all.len() > 1 => format!("{m:.0} ({lo:.0}–{hi:.0})"),
+                        m => opt(*m, 0),
+                    }
+                })
+            })
+            .collect();
+        let label = format!("HEAD, {} connections, {} s ({}): req/s", heads.conns, heads.secs, heads.tool);
+        peer_line(&mut out, &label, &cells, &rates, Better::Higher);
+        for (label, f) in
+            [("… p50 latency", (|h: &Head| h.p50_us) as fn(&Head) -> f64), ("… p99 latency", |h| h.p99_us)]
+        {
+            let values: Vec<Option<f64>> = heads.runs.iter().map(|r| stat(r, f)).collect();
+            let cells: Vec<String> =
+                values.iter().map(|v| v.map_or("-".into(), |us| format!("{:.3} ms", us / 1000.0))).collect();
+            peer_line(&mut out, label, &cells, &values, Better::Lower);
+        }
+        let rss: Vec<Option<u64>> =
+            heads.runs.iter().map(|r| good(r).iter().filter_map(|h| h.peak_rss_kib).max()).collect();
+        let cells: Vec<String> = rss.iter().map(|&k| mib(k)).collect();
+        let rss: Vec<Option<f64>> = rss.iter().map(|k| k.map(|k| k as f64)).collect();
+        peer_line(&mut out, "… peak RSS", &cells, &rss, Better::Lower);
+    }
+    out
 }
 
 /// Renders the `## Figures` section (markdown, ending with a newline).
@@ -163,6 +363,7 @@ pub fn render(
     figures: &[Figure],
     head: &Head,
     quiet_head: Option<&Head>,
+    peers: Option<&Peers>,
     opts: &Options,
     (before, after): (String, String),
 ) -> String {
@@ -170,10 +371,11 @@ pub fn render(
     let mut out = String::from("## Figures\n\n");
     out.push_str("<!-- Written by `cargo xtask bench`; rerun it rather than editing by hand. -->\n\n");
     out.push_str(&format!(
-        "Run {} with `cargo xtask bench{} --runs {}` at commit {}; {}; 1-minute load average {before} before \
+        "Run {} with `cargo xtask bench{}{} --runs {}` at commit {}; {}; 1-minute load average {before} before \
          the run, {after} after it (other work on the machine skews the figures).\n",
         utc_now(),
         if opts.long { " --long" } else { "" },
+        if opts.peers { " --peers" } else { "" },
         opts.runs,
         git_rev(),
         machine()
@@ -190,7 +392,10 @@ pub fn render(
          `SLUICE_MAX_UPLOADS_PER_CLIENT={MAX_UPLOADS_PER_CLIENT}` (all bench clients share one address), other \
          settings default. The flood rows (same server, same client) come from `xtask/src/flood.py` holding 2000 \
          slow-header connections from 127.0.0.2 while the upload comes from 127.0.0.1; the flooded row's \
-         \"vs baseline\" is against the no-flood row.\n\n",
+         \"vs baseline\" is against the no-flood row. \
+         Rows starting with `curl` or `sluice upload` send a file from disk (page cache) and compare with \
+         `curl -T` of the same file to the baseline; in `sluice upload` rows the peak RSS is the client's own \
+         (the `curl` rows show the server's).\n\n",
     ));
     out.push_str(
         "| scenario | time | MB/s | vs baseline | vs disk only | peak RSS | RSS at start |\n\
@@ -201,11 +406,14 @@ pub fn render(
             ONE_1 | FORM_1 | FSYNC_1 | QUIET_1 | CALM_1 => find(BASE_1),
             FLOOD_1 => find(CALM_1),
             ONE_4 | SPLIT_4 | FORM_4 | FSYNC_SPLIT_4 => find(BASE_4),
+            CURL_PATCH_4 | CLI_1 | CLI_4 | CLI_4_NONE => find(CURL_BASE_4),
             _ => None,
         };
         let disk = match f.name {
             BASE_1 | ONE_1 | FORM_1 | FSYNC_1 | QUIET_1 => find(DISK_1),
-            BASE_4 | ONE_4 | SPLIT_4 | FORM_4 | FSYNC_SPLIT_4 => find(DISK_4),
+            BASE_4 | ONE_4 | SPLIT_4 | FORM_4 | FSYNC_SPLIT_4 | CURL_BASE_4 | CURL_PATCH_4 | CLI_4 | CLI_4_NONE => {
+                find(DISK_4)
+            }
             ONE_8 => find(DISK_8),
             _ => None,
         };
@@ -314,9 +522,27 @@ pub fn render(
     if let Some(k) = find(CONCURRENT).and_then(|f| f.peak_rss_kib) {
         target(format!("{CONCURRENT}: peak RSS ≤ 48 MiB"), mib(Some(k)), Some(k <= 48 * 1024));
     }
+    for name in [CLI_4, CLI_4_NONE] {
+        if let (Some(a), Some(b)) = (find(name).and_then(Figure::mb_s), find(CURL_BASE_4).and_then(Figure::mb_s)) {
+            let r = a / b;
+            target(format!("{name}: ≥ 90% of {CURL_BASE_4}"), format!("{:.0}%", 100.0 * r), Some(r >= 0.9));
+        }
+    }
+    for name in [CLI_1, CLI_4, CLI_4_NONE] {
+        if let Some(k) = find(name).and_then(|f| f.peak_rss_kib) {
+            target(format!("{name}: client peak RSS ≤ 32 MiB"), mib(Some(k)), Some(k <= 32 * 1024));
+        }
+    }
+    if let (Some(a), Some(b)) = (find(CLI_1).and_then(|f| f.peak_rss_kib), find(CLI_4).and_then(|f| f.peak_rss_kib)) {
+        let growth = b as i64 - a as i64;
+        target("client peak RSS growth 1 → 4 GiB: < 1 MiB".into(), format!("{growth:+} KiB"), Some(growth < 1024));
+    }
     if head.error.is_none() {
         target("HEAD ≥ 50k req/s".into(), format!("{:.0} req/s", head.rate()), Some(head.rate() >= 50_000.0));
         target("HEAD p99 ≤ 0.5 ms".into(), format!("{:.3} ms", head.p99_us / 1000.0), Some(head.p99_us <= 500.0));
+    }
+    if let Some(peers) = peers {
+        out.push_str(&render_peers(peers, opts.runs));
     }
     out
 }
@@ -434,14 +660,73 @@ mod tests {
         let mut failed = Figure::new(CONCURRENT, 1);
         failed.error = Some("429 | too many".into());
         let head = Head { conns: 8, requests: 1000, secs: 1.0, ..Head::default() };
-        let opts = Options { long: false, runs: 3, only: None };
-        let text = render(&[ok, base, failed], &head, None, &opts, ("0.1".into(), "0.2".into()));
+        let opts = Options { long: false, runs: 3, only: None, peers: true };
+        let peers = peers_sample();
+        let text = render(&[ok, base, failed], &head, None, Some(&peers), &opts, ("0.1".into(), "0.2".into()));
         for table in text.split("\n\n").filter(|t| t.starts_with('|')) {
             let columns: Vec<usize> = table.lines().map(|l| l.replace("\\|", "").matches('|').count()).collect();
             assert!(columns.iter().all(|&c| c == columns[0]), "{table}");
         }
         assert!(text.contains("| sluice 4 GiB, one PATCH | 3.00 s | 1432 (1074–2147) | 67% |"), "{text}");
         assert!(text.contains("| HEAD ≥ 50k req/s | 1000 req/s | **no** |"), "{text}");
+    }
+
+    /// Sluice ahead of rustus on MB/s but not on memory; @tus/server failed the scenario.
+    fn peers_sample() -> Peers {
+        let fig = |secs: f64, rss: u64, error: Option<&str>| {
+            let mut f = Figure::new(PEER_ONE_1, 1 << 30);
+            f.runs = vec![secs];
+            f.peak_rss_kib = Some(rss);
+            f.error = error.map(str::to_string);
+            f
+        };
+        let head = |rate: f64, p99: f64, error: Option<&str>| Head {
+            conns: 8,
+            requests: rate as u64,
+            secs: 1.0,
+            p50_us: 100.0,
+            p99_us: p99,
+            peak_rss_kib: Some(10_240),
+            error: error.map(str::to_string),
+        };
+        Peers {
+            rows: vec![PeerRow {
+                name: PEER_ONE_1,
+                figures: vec![fig(1.0, 20_480, None), fig(2.0, 10_240, None), fig(1.0, 1, Some("died |\n here"))],
+            }],
+            heads: Some(PeerHeads {
+                tool: "oha 1.16.0".into(),
+                conns: 8,
+                secs: 5,
+                runs: vec![
+                    vec![head(14_000.0, 400.0, None), head(15_000.0, 500.0, None), head(0.0, 0.0, Some("x"))],
+                    vec![head(14_800.0, 300.0, None)],
+                    vec![head(0.0, 0.0, Some("refused"))],
+                ],
+            }),
+            load: ("1.0".into(), "2.0".into()),
+            versions: "rustus 0.5.10".into(),
+        }
+    }
+
+    #[test]
+    fn peers_table_marks_where_sluice_is_behind() {
+        let text = render_peers(&peers_sample(), 3);
+        assert!(text.contains("| 1 GiB, one PATCH: MB/s | 1074 | 537 | failed: died \\| here | 2.00× | - |"), "{text}");
+        assert!(text.contains("| … peak RSS | 20.0 MiB | 10.0 MiB | - | **2.00×** | - |"), "{text}");
+        let head = "| HEAD, 8 connections, 5 s (oha 1.16.0): req/s | 15000 (14000–15000) | 14800 | failed: refused | 1.01× | - |";
+        assert!(text.contains(head), "{text}");
+        assert!(text.contains("| … p99 latency | 0.500 ms | 0.300 ms | - | **1.67×** | - |"), "{text}");
+    }
+
+    #[test]
+    fn sizes_and_ratios() {
+        assert_eq!(mib(Some(9523)), "9.3 MiB");
+        assert_eq!(mib(Some(4 << 20)), "4.00 GiB");
+        assert_eq!(ratio(Some(3.0), Some(1.0), Better::Higher), "3.00×");
+        assert_eq!(ratio(Some(1.0), Some(200.0), Better::Lower), "0.005×");
+        assert_eq!(ratio(Some(1.0), Some(200.0), Better::Higher), "**0.005×**");
+        assert_eq!(ratio(Some(1.0), None, Better::Higher), "-");
     }
 
     #[test]

@@ -9,7 +9,8 @@ use std::path::Path;
 /// schema mismatch). Taken from Cargo.lock when the crate is there; this is the fallback.
 const WASM_BINDGEN_VERSION: &str = "0.2.130";
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
-const STAMP: &str = "tests/node_modules/.sluice-npm-ci.stamp";
+/// Written into `DIR/node_modules` by `npm_ci`: the lock file's hash and node's version.
+const STAMP: &str = "node_modules/.sluice-npm-ci.stamp";
 
 /// Runs every setup step.
 pub fn run() -> Result<(), String> {
@@ -18,18 +19,19 @@ pub fn run() -> Result<(), String> {
     step("chromium + chromium-driver (apt)", chromium)?;
     step("openssl (apt)", openssl)?;
     step("wasm-bindgen-cli", wasm_bindgen)?;
-    step("npm ci in tests/", npm_ci)?;
+    step("npm ci in tests/", || npm_ci("tests"))?;
     step("postgresql (apt)", postgresql)?;
     Ok(())
 }
 
 /// What a step did.
-enum Done {
+pub enum Done {
     Installed,
     Skipped(&'static str),
 }
 
-fn step(name: &str, f: fn() -> Result<Done, String>) -> Result<(), String> {
+/// Runs one step and prints `setup: NAME: installed` or `skipped (why)`.
+pub fn step(name: &str, f: impl FnOnce() -> Result<Done, String>) -> Result<(), String> {
     match f().map_err(|e| format!("setup step `{name}`: {e}"))? {
         Done::Installed => println!("setup: {name}: installed"),
         Done::Skipped(why) => println!("setup: {name}: skipped ({why})"),
@@ -125,13 +127,15 @@ fn wasm_bindgen() -> Result<Done, String> {
     Ok(Done::Installed)
 }
 
-fn npm_ci() -> Result<Done, String> {
-    let root = proc::root();
-    let lock =
-        std::fs::read(root.join("tests/package-lock.json")).map_err(|e| format!("tests/package-lock.json: {e}"))?;
+/// `npm ci` in `dir` (relative to the root) unless its stamp says `node_modules` matches the
+/// lock file and the node version.
+pub fn npm_ci(dir: &str) -> Result<Done, String> {
+    let dir = proc::root().join(dir);
+    let lock_path = dir.join("package-lock.json");
+    let lock = std::fs::read(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
     let node = probe(command("node").arg("--version")).unwrap_or_default();
     let want = format!("{:016x} {}", fnv1a(&lock), node.trim());
-    let stamp = root.join(STAMP);
+    let stamp = dir.join(STAMP);
     if std::fs::read_to_string(&stamp).is_ok_and(|have| have == want) {
         return Ok(Done::Skipped("node_modules matches package-lock.json"));
     }
@@ -139,7 +143,7 @@ fn npm_ci() -> Result<Done, String> {
     proc::run(
         command("npm")
             .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(root.join("tests"))
+            .current_dir(&dir)
             .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"),
     )?;
     std::fs::write(&stamp, want).map_err(|e| format!("{}: {e}", stamp.display()))?;

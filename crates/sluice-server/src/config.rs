@@ -44,6 +44,12 @@ pub enum Command {
         #[arg(long, env = "SLUICE_AUTH_SECRET", hide_env_values = true)]
         auth_secret: String,
     },
+    /// Upload files to a tus server, resumably, checked against its policy first.
+    ///
+    /// Prints `FILE<TAB>UPLOAD_URL` per uploaded file; reasons (`code: message`) on stderr;
+    /// exit status 1 if any file was refused or failed. Running the same command again
+    /// resumes each file from the server's offset.
+    Upload(Box<sluice_client::cli::UploadArgs>),
     /// Check a policy file and print the effective policy as served at /policy.
     Policy {
         /// Policy file (TOML, or JSON if it ends in .json); the built-in policy if omitted.

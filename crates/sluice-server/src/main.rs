@@ -1,15 +1,23 @@
-//! The `sluice` binary: parses flags, sets up logging, runs the server.
+//! The `sluice` binary: parses flags, sets up logging, runs the server (or the upload client).
 
 use anyhow::Context;
 use clap::Parser;
 use sluice_server::auth::{issue, unix_now, AuthKey, Claims};
 use sluice_server::config::{load_policy, Cli, Command};
 use sluice_server::server::{self, LogFormat};
+use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
-#[actix_web::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
+        // The client runs on its own runtime, outside the server's actix system.
+        Command::Upload(args) => Ok(sluice_client::cli::run(*args)),
+        command => actix_web::rt::System::new().block_on(run(command)).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Policy { policy } => {
             let policy = load_policy(policy.as_deref()).map_err(anyhow::Error::msg)?;
             println!("{}", serde_json::to_string_pretty(&policy)?);
@@ -26,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
             init_logging(config.log_format);
             server::run(config).await.context("server failed")
         }
+        Command::Upload(_) => unreachable!("handled in main"),
     }
 }
 

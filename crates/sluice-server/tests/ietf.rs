@@ -707,3 +707,24 @@ async fn metrics_count_draft_uploads_under_their_own_protocol_label() {
     assert!(metrics.contains("protocol=\"ietf\""), "{metrics}");
     assert!(metrics.contains("protocol=\"tus\""), "{metrics}");
 }
+
+// Whole-file integrity: `Repr-Digest` on creation is verified at completion.
+
+#[actix_web::test]
+async fn repr_digest_on_creation_is_verified_when_the_upload_completes() {
+    use sha2::Digest as _;
+    let h = harness(POLICY).await;
+    let mut f = Failures::default();
+    let digest_of = |bytes: &[u8]| sluice_core::repr_digest::format_sha256(&sha2::Sha256::digest(bytes).into());
+    for version in versions() {
+        let intact = creation(version, true, None, b"hello").insert_header(("Repr-Digest", digest_of(b"hello")));
+        f.status("?1 creation with its Repr-Digest", version, &send(&h.app, intact).await, 201, None);
+        let altered = creation(version, true, None, b"hello").insert_header(("Repr-Digest", digest_of(b"world")));
+        let reply = send(&h.app, altered).await;
+        f.status("?1 creation with another file's Repr-Digest", version, &reply, 460, Some(Reason::DigestMismatch));
+        let malformed = creation(version, true, None, b"hello").insert_header(("Repr-Digest", "sha-256=:AAAA:"));
+        let reply = send(&h.app, malformed).await;
+        f.status("malformed Repr-Digest", version, &reply, 400, Some(Reason::InvalidHeader));
+    }
+    f.assert_none();
+}

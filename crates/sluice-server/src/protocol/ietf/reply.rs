@@ -12,8 +12,10 @@ use sluice_core::rufh::{field, InteropVersion, Problem, ProblemType, UploadLimit
 use sluice_core::{Policy, Reason};
 use std::time::SystemTime;
 
-/// A refusal on its way to becoming problem details.
-pub(super) struct Refusal {
+/// A refusal on its way to becoming problem details (boxed: results stay small).
+pub(super) struct Refusal(Box<Parts>);
+
+struct Parts {
     error: Error,
     /// The problem type, when the version's default for the reason is not the one.
     kind: Option<Option<ProblemType>>,
@@ -24,7 +26,7 @@ pub(super) struct Refusal {
 
 impl From<Error> for Refusal {
     fn from(error: Error) -> Refusal {
-        Refusal { error, kind: None, offsets: None, headers: Vec::new() }
+        Refusal(Box::new(Parts { error, kind: None, offsets: None, headers: Vec::new() }))
     }
 }
 
@@ -37,34 +39,35 @@ impl From<sluice_core::Rejection> for Refusal {
 impl Refusal {
     /// Uses this problem type (or none) whatever the reason's default.
     pub(super) fn typed(mut self, kind: Option<ProblemType>) -> Refusal {
-        self.kind = Some(kind);
+        self.0.kind = Some(kind);
         self
     }
 
     /// Adds the offsets of a mismatching-offset problem.
     pub(super) fn offsets(mut self, expected: u64, provided: u64) -> Refusal {
-        self.offsets = Some((expected, provided));
+        self.0.offsets = Some((expected, provided));
         self
     }
 
     /// Adds a header to the response.
     pub(super) fn header(mut self, name: &'static str, value: impl ToString) -> Refusal {
-        self.headers.push((HeaderName::from_static(name), value.to_string()));
+        self.0.headers.push((HeaderName::from_static(name), value.to_string()));
         self
     }
 
     /// The response: the status and headers the error maps to (and its log line), with
     /// a problem details body typed for `version` when it has a type for the reason.
     pub(super) fn render(self, version: Option<InteropVersion>) -> HttpResponse {
-        let kind = self.kind.unwrap_or_else(|| version.and_then(|v| v.problem_type(self.error.reason())));
-        let rejection = self.error.rejection().clone();
-        let mut response = self.error.error_response();
+        let parts = *self.0;
+        let kind = parts.kind.unwrap_or_else(|| version.and_then(|v| v.problem_type(parts.error.reason())));
+        let rejection = parts.error.rejection().clone();
+        let mut response = parts.error.error_response();
         let status = response.status();
         let mut problem = Problem::new(kind, &rejection, status.as_u16(), status.canonical_reason().unwrap_or(""));
-        if let Some((expected, provided)) = self.offsets {
+        if let Some((expected, provided)) = parts.offsets {
             problem = problem.with_offsets(expected, provided);
         }
-        for (name, value) in self.headers {
+        for (name, value) in parts.headers {
             if let Ok(value) = HeaderValue::from_str(&value) {
                 response.headers_mut().insert(name, value);
             }
