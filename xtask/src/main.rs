@@ -13,6 +13,7 @@
 mod bench;
 // `browser.rs` runs the browser module's suite (`cargo xtask test-browser`).
 mod browser;
+mod garage;
 mod http;
 mod proc;
 mod report;

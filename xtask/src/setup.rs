@@ -18,6 +18,7 @@ pub fn run() -> Result<(), String> {
     step("chromium + chromium-driver (apt)", chromium)?;
     step("wasm-bindgen-cli", wasm_bindgen)?;
     step("npm ci in tests/", npm_ci)?;
+    step("garage (S3-compatible store for the S3 suites)", garage)?;
     Ok(())
 }
 
@@ -99,6 +100,15 @@ fn wasm_bindgen() -> Result<Done, String> {
     println!("setup: wasm-bindgen-cli {version} missing (found {:?}); cargo install takes ~4 min", current.trim());
     // No --locked: a locked dependency of wasm-bindgen-cli is missing from the registry index.
     proc::run(proc::cargo().args(["install", "wasm-bindgen-cli", "--version", &version]))?;
+    Ok(Done::Installed)
+}
+
+fn garage() -> Result<Done, String> {
+    if crate::garage::installed() {
+        return Ok(Done::Skipped("garage --version answers"));
+    }
+    println!("setup: garage missing; `cargo install garage --locked` takes 8-15 min once");
+    proc::run(proc::cargo().args(["install", "garage", "--version", crate::garage::VERSION, "--locked"]))?;
     Ok(Done::Installed)
 }
 

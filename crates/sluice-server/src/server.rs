@@ -1,11 +1,13 @@
 //! The composition root: picks the backend, starts the sweeper and the HTTP server.
 
 use crate::engine::expiry;
+use crate::store::s3::{S3Bytes, S3Config};
 use crate::{configure, status, AppState, Backends, Settings};
 use actix_web::{App, HttpServer};
 use sluice_core::Policy;
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Log output format.
@@ -17,6 +19,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where upload bytes live (`--storage`).
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// Files under the data directory (the embedded default).
+    Fs,
+    /// An S3-compatible bucket, staged through a local spool.
+    S3(Box<S3Config>),
+}
+
 /// Everything needed to run the server, already validated.
 #[derive(Debug)]
 pub struct ServerConfig {
@@ -24,6 +35,8 @@ pub struct ServerConfig {
     pub listen: String,
     /// Data directory for the file-system backend.
     pub data_dir: PathBuf,
+    /// Where upload bytes live.
+    pub storage: Storage,
     /// The upload policy.
     pub policy: Policy,
     /// Worker threads (`None`: one per core).
@@ -49,10 +62,24 @@ pub struct ServerConfig {
 /// Prints `listening on http://ADDR` on stdout once bound, so scripts that
 /// pass port 0 learn the port.
 pub async fn run(config: ServerConfig) -> io::Result<()> {
-    let backends = Backends::local(&config.data_dir, config.fsync, config.settings.takeover_wait)?;
+    let backends = match &config.storage {
+        Storage::Fs => Backends::local(&config.data_dir, config.fsync, config.settings.takeover_wait)?,
+        Storage::S3(s3) => s3_backends(&config, s3)?,
+    };
+    let bytes = match &config.storage {
+        Storage::Fs => "filesystem".to_string(),
+        Storage::S3(s3) => format!(
+            "s3://{}/{} at {} (part size {} MiB, spool {})",
+            s3.endpoint.bucket,
+            s3.prefix,
+            s3.endpoint.url.as_deref().unwrap_or("AWS"),
+            crate::store::s3::part_size(s3.max_file_size) >> 20,
+            s3.spool_dir.display()
+        ),
+    };
     tracing::info!(
         records = "filesystem",
-        bytes = "filesystem",
+        bytes = %bytes,
         locks = "in-process",
         dir = %config.data_dir.join("uploads").display(),
         max_file_size = config.policy.max_file_size,
@@ -84,6 +111,19 @@ pub async fn run(config: ServerConfig) -> io::Result<()> {
     let server = server.run();
     actix_web::rt::spawn(shut_down_on_signal(server.handle(), state, config.shutdown_grace));
     server.await
+}
+
+/// Records (and locks) as `--state` says, bytes in the bucket.
+fn s3_backends(config: &ServerConfig, s3: &S3Config) -> io::Result<Backends> {
+    let records = crate::store::fs::open_records(&config.data_dir, config.fsync)?;
+    let bytes = S3Bytes::open(s3.clone()).map_err(io::Error::other)?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    Ok(Backends {
+        records: Arc::new(records),
+        bytes: Arc::new(bytes),
+        locks: Arc::new(crate::lock::MemoryLocks::new(config.settings.takeover_wait, shutdown.clone())),
+        shutdown,
+    })
 }
 
 /// On SIGTERM or SIGINT: stop accepting, give in-flight requests `grace`,

@@ -6,6 +6,7 @@
 use sluice_server::id::UploadId;
 use sluice_server::store::contract::{self, Stores};
 use sluice_server::store::memory::{MemoryBytes, MemoryRecords};
+use sluice_server::store::s3::{S3Bytes, S3Config};
 use sluice_server::store::{fs, AppendMode, ByteStore, Fence, Kind, Protocol, RecordStore, UploadRecord};
 use std::io::Write;
 use std::sync::Arc;
@@ -32,6 +33,23 @@ async fn memory_backend_meets_the_contract() {
     let records: Arc<dyn RecordStore> = Arc::new(MemoryRecords::default());
     let bytes: Arc<dyn ByteStore> = Arc::new(MemoryBytes::default());
     contract::run(|| (records.clone(), bytes.clone())).await;
+}
+
+/// S3 bytes (real Garage under `cargo xtask test`), records on the disk.
+#[actix_web::test]
+async fn s3_backend_meets_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("contract-{}", UploadId::random().unwrap());
+    let Some(config) = S3Config::from_test_env(&prefix, &dir.path().join("spool")) else {
+        println!("skipped: SLUICE_TEST_S3 is not set (cargo xtask test starts Garage and sets it)");
+        return;
+    };
+    contract::run(|| {
+        let records = fs::open_records(dir.path(), false).unwrap();
+        let bytes = S3Bytes::open(config.clone()).unwrap();
+        (Arc::new(records) as Arc<dyn RecordStore>, Arc::new(bytes) as Arc<dyn ByteStore>)
+    })
+    .await;
 }
 
 fn new_record(length: u64) -> UploadRecord {

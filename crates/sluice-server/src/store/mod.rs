@@ -6,7 +6,8 @@
 //! - a [`ByteStore`] keeps the bytes: appends at an offset, ranged reads, finish,
 //!   delete and an optional fast path for joining uploads.
 //!
-//! The embedded default is the local disk ([`fs`]); [`memory`] keeps both in RAM
+//! The embedded default is the local disk ([`fs`]); [`s3`] keeps bytes in S3-compatible
+//! object storage; [`memory`] keeps both in RAM
 //! (tests, and proof that the seams are not shaped around files). Every backend
 //! passes the same contract (`contract`, behind the `testing` feature).
 //!
@@ -19,6 +20,7 @@ pub mod contract;
 pub mod fs;
 pub mod memory;
 mod record;
+pub mod s3;
 mod usage;
 
 pub use record::{to_millis, Fence, Kind, Protocol, State, UploadRecord};
