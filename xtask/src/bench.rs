@@ -10,7 +10,8 @@ use crate::http::{self, Body, Conn};
 use crate::proc::{self, Server};
 use crate::report::{
     self, Figure, Head, BASE_1, BASE_4, CONCURRENT, CROWD, DISK_1, DISK_4, DISK_8, FORM_1, FORM_4, FSYNC_1,
-    FSYNC_SPLIT_4, ONE_1, ONE_4, ONE_8, QUIET_1, SPLIT_4,
+    FSYNC_SPLIT_4, ONE_1, ONE_4, ONE_8, QUIET_1, S3_CONCURRENT, S3_ONE_1, S3_ONE_4, S3_PLAIN_1, S3_PLAIN_32,
+    S3_PLAIN_4, SPLIT_4,
 };
 use std::io::Write;
 use std::path::PathBuf;
@@ -82,6 +83,8 @@ struct Bench {
     runs: u32,
     /// Extra `sluice serve` flags for the next scenarios (`--fsync`, `--no-request-metrics`).
     flags: Vec<&'static str>,
+    /// Extra `sluice serve` environment for the next scenarios (the S3 store's).
+    env: Vec<(String, String)>,
 }
 
 /// Set when `bench` re-runs itself from an optimised build of xtask.
@@ -104,7 +107,17 @@ pub fn run(opts: Options) -> Result<(), String> {
         return proc::run(&mut cmd).map_err(|_| "the optimised bench run failed (see above)".to_string());
     }
     let root = proc::root();
-    proc::run(proc::cargo().args(["build", "--release", "-p", "sluice-server", "--bins", "--example", "baseline"]))?;
+    proc::run(proc::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "sluice-server",
+        "--bins",
+        "--example",
+        "baseline",
+        "--example",
+        "s3_put",
+    ]))?;
     let work = root.join("target/bench");
     // Logs and data of an earlier (perhaps interrupted) run.
     let _ = std::fs::remove_dir_all(&work);
@@ -120,6 +133,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         repeat: opts.runs,
         runs: 0,
         flags: Vec::new(),
+        env: Vec::new(),
     };
 
     let load_before = report::loadavg();
@@ -160,6 +174,13 @@ pub fn run(opts: Options) -> Result<(), String> {
     run(&mut b, CONCURRENT, &|b| {
         b.scenario(CONCURRENT, 32 * 64 * MIB, true, |b, addr| b.concurrent(addr, 32, 64 * MIB))
     });
+    // S3: Garage alone (plain multipart uploads) beside Sluice -> Garage.
+    for (plain, through, len, count) in
+        [(S3_PLAIN_1, S3_ONE_1, GIB, 1), (S3_PLAIN_4, S3_ONE_4, 4 * GIB, 1), (S3_PLAIN_32, S3_CONCURRENT, 64 * MIB, 32)]
+    {
+        run(&mut b, plain, &|b| b.s3_scenario(plain, false, len, count));
+        run(&mut b, through, &|b| b.s3_scenario(through, true, len, count));
+    }
     let head = if wanted("HEAD") {
         let head = b.head_scenario(8, Duration::from_secs(5));
         println!("{}", head.line());
@@ -217,6 +238,7 @@ impl Bench {
             // Every bench client is 127.0.0.1: let the 32 concurrent uploads in (default 16).
             cmd.env("SLUICE_MAX_UPLOADS_PER_CLIENT", MAX_UPLOADS_PER_CLIENT.to_string());
             cmd.args(&self.flags);
+            cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
             cmd
         } else {
             let mut cmd = Command::new(&self.baseline);
@@ -251,6 +273,57 @@ impl Bench {
             fig.peak_rss_kib = fig.peak_rss_kib.max(server.peak_rss_kib());
             drop(server);
             let _ = std::fs::remove_dir_all(&data);
+            match result {
+                Ok(took) => fig.runs.push(took.as_secs_f64()),
+                Err(e) => {
+                    fig.error = Some(e);
+                    return fig;
+                }
+            }
+        }
+        fig
+    }
+
+    /// `count` uploads of `len` bytes at once into a fresh Garage per run: plain S3 multipart
+    /// uploads (`examples/s3_put.rs`), or through Sluice (`--storage s3://…`, one PATCH each).
+    /// Peak RSS is Sluice's (Garage's own for the plain runs).
+    fn s3_scenario(&mut self, name: &'static str, sluice: bool, len: u64, count: usize) -> Figure {
+        let mut fig = Figure::new(name, len * count as u64);
+        for _ in 0..self.repeat {
+            let garage = match crate::garage::Garage::start() {
+                Ok(garage) => garage,
+                Err(e) => {
+                    fig.error = Some(e);
+                    return fig;
+                }
+            };
+            let result = if sluice {
+                self.env = garage.env().to_vec();
+                self.env.push(("SLUICE_STORAGE".into(), format!("s3://{}/bench", crate::garage::BUCKET)));
+                let started = self.start(true);
+                self.env.clear();
+                started.and_then(|(server, data)| {
+                    fig.start_rss_kib = fig.start_rss_kib.or(server.rss_kib());
+                    let took = if count == 1 {
+                        self.upload(&server.addr, len, len)
+                    } else {
+                        self.concurrent(&server.addr, count, len)
+                    };
+                    fig.peak_rss_kib = fig.peak_rss_kib.max(server.peak_rss_kib());
+                    drop(server);
+                    let _ = std::fs::remove_dir_all(&data);
+                    took
+                })
+            } else {
+                let mut cmd = Command::new(proc::root().join("target/release/examples/s3_put"));
+                cmd.arg(len.to_string()).arg(count.to_string()).envs(garage.env().iter().map(|(k, v)| (k, v)));
+                let out = proc::probe(&mut cmd);
+                fig.peak_rss_kib = fig.peak_rss_kib.max(garage.peak_rss_kib());
+                out.and_then(|text| text.trim().parse::<f64>().ok())
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| "examples/s3_put failed".to_string())
+            };
+            drop(garage);
             match result {
                 Ok(took) => fig.runs.push(took.as_secs_f64()),
                 Err(e) => {

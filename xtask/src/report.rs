@@ -36,6 +36,18 @@ pub const CROWD: &str = "sluice 256 x 16 MiB concurrent, default budget";
 pub const FORM_1: &str = "sluice 1 GiB, multipart form";
 /// A 4 GiB file in one multipart form request (`POST /upload`).
 pub const FORM_4: &str = "sluice 4 GiB, multipart form";
+/// Garage alone: one plain S3 multipart upload of 1 GiB.
+pub const S3_PLAIN_1: &str = "garage alone, multipart 1 GiB";
+/// Garage alone: one plain S3 multipart upload of 4 GiB.
+pub const S3_PLAIN_4: &str = "garage alone, multipart 4 GiB";
+/// Garage alone: 32 plain S3 multipart uploads of 64 MiB at once.
+pub const S3_PLAIN_32: &str = "garage alone, 32 x 64 MiB multipart";
+/// Sluice -> Garage, 1 GiB in one PATCH.
+pub const S3_ONE_1: &str = "sluice -> garage 1 GiB, one PATCH";
+/// Sluice -> Garage, 4 GiB in one PATCH.
+pub const S3_ONE_4: &str = "sluice -> garage 4 GiB, one PATCH";
+/// Sluice -> Garage, 32 concurrent uploads of 64 MiB.
+pub const S3_CONCURRENT: &str = "sluice -> garage 32 x 64 MiB concurrent";
 
 const MB: f64 = 1e6;
 
@@ -193,6 +205,9 @@ pub fn render(
         let base = match f.name {
             ONE_1 | FORM_1 | FSYNC_1 | QUIET_1 => find(BASE_1),
             ONE_4 | SPLIT_4 | FORM_4 | FSYNC_SPLIT_4 => find(BASE_4),
+            S3_ONE_1 => find(S3_PLAIN_1),
+            S3_ONE_4 => find(S3_PLAIN_4),
+            S3_CONCURRENT => find(S3_PLAIN_32),
             _ => None,
         };
         let disk = match f.name {
