@@ -101,7 +101,7 @@ impl<'a> Append<'a> {
             }
         }
         let file = match (failure, file) {
-            (None, Some(file)) if !(stopped && !keep_partial) => file,
+            (None, Some(file)) if keep_partial || !stopped => file,
             (None, _) => return Ok(self.offset), // an all-or-nothing body that stopped: nothing kept
             (Some(e), _) => return Err(self.failed(uploaded_end, e)),
         };

@@ -275,7 +275,8 @@ impl Client {
             if reply.status() == StatusCode::NOT_FOUND {
                 return Ok(None);
             }
-            let text = xml(reply, "ListParts").await?;
+            // Some stores name the root `ListPartsResponse` instead of AWS's `ListPartsResult`.
+            let text = xml(reply, "ListParts").await?.replace("ListPartsResponse", "ListPartsResult");
             let page = ListParts::parse_response(&text).map_err(|e| protocol("ListParts", e))?;
             let full_page = page.parts.len() >= usize::from(page.max_parts.max(1));
             parts.extend(page.parts.into_iter().map(|p| Part { number: p.number, etag: p.etag, size: p.size }));

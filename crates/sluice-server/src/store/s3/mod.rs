@@ -290,7 +290,16 @@ impl ByteStore for S3Bytes {
     ) -> Result<u64> {
         // The record's compare-and-set (with the fence) decides which writer's offset
         // counts; parts past a committed offset are uploaded again by the next append.
-        let state = self.state(id).await?.ok_or(StoreError::Gone)?;
+        let Some(state) = self.state(id).await? else {
+            // A finished upload takes empty appends only (its object is sealed).
+            let finished = self.client.head(&self.object_key(id)).await?.ok_or(StoreError::Gone)?;
+            while let Some(item) = body.next().await {
+                if item.is_ok_and(|bytes| !bytes.is_empty()) {
+                    return Err(StoreError::OffsetMismatch { actual: finished.size });
+                }
+            }
+            return Ok(offset);
+        };
         append::Append::new(self, id, &state, offset, mode).run(body).await
     }
 
@@ -396,7 +405,7 @@ mod tests {
         assert_eq!(part_size(4 << 30), 8 << 20);
         let five_tib = 5u64 << 40;
         let size = part_size(five_tib);
-        assert!(size >= MIN_PART && size <= MAX_PART);
+        assert!((MIN_PART..=MAX_PART).contains(&size));
         assert!(five_tib.div_ceil(size) <= MAX_PARTS);
         assert!(part_number(MAX_PARTS - 1).is_ok());
         assert!(part_number(MAX_PARTS).is_err());
