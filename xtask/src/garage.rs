@@ -130,12 +130,18 @@ impl Garage {
             }
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    return Err(format!("garage exited ({status}); see {}", self.dir.join("garage.log").display()));
+                    let log = std::fs::read_to_string(self.dir.join("garage.log")).unwrap_or_default();
+                    return Err(format!("garage exited ({status}): {}", log.lines().last().unwrap_or("")));
                 }
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Err(format!("garage not ready after 30 s; see {}", self.dir.join("garage.log").display()))
+        let log = std::fs::read_to_string(self.dir.join("garage.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(10).collect();
+        Err(format!(
+            "garage not ready after 30 s; its log ends:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        ))
     }
 
     /// `GET /health` on the admin API answers 200.
