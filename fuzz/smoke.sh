@@ -16,7 +16,7 @@ seconds="${FUZZ_SECONDS:-20}"
 work="${FUZZ_WORK:-${TMPDIR:-/tmp}/sluice-fuzz}"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(tus_headers policy sniff flow_params form)
+    targets=(tus_headers rufh_headers policy sniff flow_params form)
 fi
 
 if ! rustup toolchain list | grep -q '^nightly'; then

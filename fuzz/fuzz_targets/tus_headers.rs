@@ -1,10 +1,10 @@
 //! tus header codecs: `Upload-Length`/`Upload-Offset`, `Upload-Defer-Length`,
-//! `Upload-Checksum` and `Upload-Metadata` never panic on any text, and every
+//! `Upload-Checksum`, `Upload-Metadata` and `Upload-Concat` never panic on any text, and every
 //! value they accept re-encodes to text that parses back to the same value.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sluice_core::tus::{format_checksum, parse_checksum, parse_defer_length, parse_length, Metadata};
+use sluice_core::tus::{format_checksum, parse_checksum, parse_defer_length, parse_length, Concat, Metadata};
 use sluice_core::MAX_LENGTH;
 
 fuzz_target!(|data: &[u8]| {
@@ -30,6 +30,18 @@ fuzz_target!(|data: &[u8]| {
             assert!(!key.is_empty() && key.bytes().all(|b| b.is_ascii_graphic() && b != b','));
         }
         let _ = metadata.file_name();
+    }
+
+    match Concat::parse(text) {
+        Ok(concat) => {
+            if let Concat::Final(urls) = &concat {
+                assert!(!urls.is_empty());
+                assert!(urls.iter().all(|url| !url.is_empty() && url.bytes().all(|b| b.is_ascii_graphic())));
+            }
+            let encoded = concat.encode();
+            assert_eq!(Concat::parse(&encoded), Ok(concat), "{text:?} -> {encoded:?}");
+        }
+        Err(rejection) => assert_eq!(rejection.reason, sluice_core::Reason::InvalidConcat),
     }
 
     // Encode -> parse from pairs built out of the raw bytes: keys are cut to

@@ -4,7 +4,9 @@
 // request and in 4 MiB chunks, and checks the sha256 of the stored file
 // (DATA_DIR/uploads/{id}.bin) and of the `GET /files/{id}` download against the source. Then:
 // creation-with-upload, creation-defer-length, resuming after an abort (by `uploadUrl` and by
-// `findPreviousUploads`), termination, and a checksum mismatch sent by hand (460).
+// `findPreviousUploads`), termination, and a checksum mismatch sent by hand (460). The same
+// client speaking the IETF resumable-uploads draft (`protocol: 'ietf-draft-03'`, interop
+// version 5, and `'ietf-draft-05'`, version 6) uploads, resumes and completes too.
 
 import assert from 'node:assert/strict'
 import { createReadStream } from 'node:fs'
@@ -69,7 +71,14 @@ function upload(input, options = {}) {
       retryDelays: null,
       metadata: { filename: 'interop.bin', filetype: 'application/octet-stream' },
       onBeforeRequest(req) {
-        requests.push({ method: req.getMethod(), url: req.getURL(), offset: req.getHeader('Upload-Offset') })
+        requests.push({
+          method: req.getMethod(),
+          url: req.getURL(),
+          offset: req.getHeader('Upload-Offset'),
+          interop: req.getHeader('Upload-Draft-Interop-Version'),
+          tus: req.getHeader('Tus-Resumable'),
+          complete: req.getHeader('Upload-Complete'),
+        })
       },
       onError: (err) => reject(withServerLog(err)),
       onSuccess: () => resolve({ up, requests }),
@@ -318,6 +327,95 @@ describe('resume after abort', () => {
     assert.ok([404, 410].includes(res.status), `HEAD after termination: ${res.status}`)
   })
 })
+
+describe('IETF draft: protocol ietf-draft-03 (interop version 5) and ietf-draft-05 (6)', () => {
+  for (const [protocol, interop] of [
+    ['ietf-draft-03', '5'],
+    ['ietf-draft-05', '6'],
+  ]) {
+    /**
+     * Every request spoke the draft at `interop`. (Which one says `Upload-Complete: ?1` is the
+     * client's business: 4.3.1 reading a file in chunks ends with `?0`, and the server
+     * completes the upload at its length in these versions; verifyDraftHead checks it did.)
+     */
+    function assertDraft(requests) {
+      for (const r of requests) {
+        assert.equal(r.interop, interop, `${r.method} ${r.url}: Upload-Draft-Interop-Version`)
+        assert.equal(r.tus, undefined, `${r.method} ${r.url}: no Tus-Resumable in draft mode`)
+      }
+      assert.ok(
+        requests.some((r) => r.complete === '?0'),
+        'the client created the upload with Upload-Complete: ?0',
+      )
+    }
+
+    for (const label of ['1 B', '10 MiB', '300 MiB', ...(LONG ? ['2 GiB'] : [])]) {
+      test(`${protocol}: ${label} in 4 MiB chunks, sha256 of the stored file`, async () => {
+        const file = files[label]
+        const { up, requests } = await upload(await source(file), { protocol, chunkSize: CHUNK })
+        assertDraft(requests)
+        await verifyDraftHead(up.url, interop, file.size)
+        await verifyAndDelete(up.url, file)
+      })
+    }
+
+    test(`${protocol}: 0 B`, async () => {
+      const file = files['0 B']
+      const { up } = await upload(await source(file), { protocol })
+      await verifyAndDelete(up.url, file)
+    })
+
+    test(`${protocol}: 10 MiB with data in the creation request`, async () => {
+      const file = files['10 MiB']
+      const { up, requests } = await upload(await source(file), {
+        protocol,
+        chunkSize: CHUNK,
+        uploadDataDuringCreation: true,
+      })
+      assert.deepEqual(
+        requests.map((r) => r.method),
+        ['POST', 'PATCH', 'PATCH'],
+      )
+      assertDraft(requests)
+      await verifyAndDelete(up.url, file)
+    })
+
+    test(`${protocol}: 64 MiB, abort mid-chunk, resume with uploadUrl from the HEAD offset`, async (t) => {
+      const file = files['64 MiB']
+      const cutAt = 16 * MiB + 1.5 * MiB + 4321
+      const first = await uploadThenAbort(createReadStream(file.path), cutAt, { protocol })
+      const { offset } = await settledHead(first.url)
+      assert.ok(offset > 0 && offset <= cutAt, `HEAD offset after abort: ${offset} (cut at ${cutAt})`)
+      t.diagnostic(`aborted at offset ${offset} of ${file.size}`)
+      const draft = await fetch(first.url, { method: 'HEAD', headers: { 'Upload-Draft-Interop-Version': interop } })
+      assert.equal(draft.status, 204)
+      assert.equal(draft.headers.get('upload-offset'), String(offset))
+      assert.equal(draft.headers.get('upload-complete'), '?0')
+
+      const { up, requests } = await upload(createReadStream(file.path), {
+        protocol,
+        uploadUrl: first.url,
+        chunkSize: CHUNK,
+        retryDelays: [0, 500, 1000],
+      })
+      assert.ok(!requests.some((r) => r.method === 'POST'), 'no new upload was created')
+      assert.equal(requests.find((r) => r.method === 'PATCH').offset, String(offset))
+      await verifyDraftHead(up.url, interop, file.size)
+      await verifyAndDelete(up.url, file)
+    })
+  }
+})
+
+/** A draft HEAD of a finished upload: 204, complete, every byte, never cached. */
+async function verifyDraftHead(url, interop, size) {
+  const res = await fetch(url, { method: 'HEAD', headers: { 'Upload-Draft-Interop-Version': interop } })
+  assert.equal(res.status, 204, `draft HEAD ${url}: ${await explain(res)}`)
+  assert.equal(res.headers.get('upload-complete'), '?1')
+  assert.equal(res.headers.get('upload-offset'), String(size))
+  assert.equal(res.headers.get('cache-control'), 'no-store')
+  assert.equal(res.headers.get('upload-draft-interop-version'), interop)
+  assert.equal(res.headers.get('tus-resumable'), null)
+}
 
 describe('protocol details sent by hand', () => {
   test('a PATCH whose Upload-Checksum does not match gets 460 and changes nothing', async () => {

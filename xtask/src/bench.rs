@@ -9,8 +9,8 @@
 use crate::http::{self, Body, Conn};
 use crate::proc::{self, Server};
 use crate::report::{
-    self, Figure, Head, BASE_1, BASE_4, CONCURRENT, CROWD, DISK_1, DISK_4, DISK_8, FORM_1, FORM_4, FSYNC_1,
-    FSYNC_SPLIT_4, ONE_1, ONE_4, ONE_8, QUIET_1, S3_CONCURRENT, S3_ONE_1, S3_ONE_4, S3_PLAIN_1, S3_PLAIN_32,
+    self, Figure, Head, BASE_1, BASE_4, CALM_1, CONCURRENT, CROWD, DISK_1, DISK_4, DISK_8, FLOOD_1, FORM_1, FORM_4,
+    FSYNC_1, FSYNC_SPLIT_4, ONE_1, ONE_4, ONE_8, QUIET_1, S3_CONCURRENT, S3_ONE_1, S3_ONE_4, S3_PLAIN_1, S3_PLAIN_32,
     S3_PLAIN_4, SPLIT_4,
 };
 use std::io::Write;
@@ -181,6 +181,12 @@ pub fn run(opts: Options) -> Result<(), String> {
         run(&mut b, plain, &|b| b.s3_scenario(plain, false, len, count));
         run(&mut b, through, &|b| b.s3_scenario(through, true, len, count));
     }
+    if wanted(FLOOD_1) || wanted(CALM_1) {
+        for fig in b.flood_scenario(GIB, FLOOD_CONNECTIONS) {
+            println!("{}", fig.line());
+            figures.push(fig);
+        }
+    }
     let head = if wanted("HEAD") {
         let head = b.head_scenario(8, Duration::from_secs(5));
         println!("{}", head.line());
@@ -333,6 +339,49 @@ impl Bench {
             }
         }
         fig
+    }
+
+    /// A legitimate upload of `len` bytes in one PATCH from 127.0.0.1, on one fresh server per run,
+    /// with no flood and during a flood of `conns` slow-header connections from 127.0.0.2
+    /// (`xtask/src/flood.py`), alternating which goes first. Returns (no flood, flood).
+    fn flood_scenario(&mut self, len: u64, conns: usize) -> [Figure; 2] {
+        let (mut calm, mut flooded) = (Figure::new(CALM_1, len), Figure::new(FLOOD_1, len));
+        for run in 0..self.repeat {
+            let (server, data) = match self.start(true) {
+                Ok(s) => s,
+                Err(e) => {
+                    (calm.error, flooded.error) = (Some(e.clone()), Some(e));
+                    break;
+                }
+            };
+            let mut flood = None;
+            for with_flood in if run % 2 == 0 { [false, true] } else { [true, false] } {
+                flood = None;
+                if with_flood {
+                    match Flood::start(&server.addr, conns, &self.work) {
+                        Ok(f) => flood = Some(f),
+                        Err(e) => flooded.error = Some(e),
+                    }
+                }
+                let fig = if with_flood { &mut flooded } else { &mut calm };
+                if fig.error.is_some() {
+                    continue;
+                }
+                fig.start_rss_kib = fig.start_rss_kib.or(server.rss_kib());
+                match self.upload(&server.addr, len, len) {
+                    Ok(took) => fig.runs.push(took.as_secs_f64()),
+                    Err(e) => fig.error = Some(e),
+                }
+                // Peak RSS is the process's: the flooded figure's covers both uploads.
+                if with_flood || run % 2 == 0 {
+                    fig.peak_rss_kib = fig.peak_rss_kib.max(server.peak_rss_kib());
+                }
+            }
+            drop(flood);
+            drop(server);
+            let _ = std::fs::remove_dir_all(&data);
+        }
+        [calm, flooded]
     }
 
     /// The disk alone: `len` bytes written to a file from the buffer in this process, no HTTP
@@ -522,6 +571,45 @@ impl Bench {
             all.extend(r?);
         }
         Ok((all, secs))
+    }
+}
+
+/// Slow-header connections in the flood scenario.
+const FLOOD_CONNECTIONS: usize = 2000;
+
+/// The flood script (`xtask/src/flood.py`) running against a server; killed on drop.
+struct Flood(std::process::Child);
+
+impl Flood {
+    /// Starts `conns` slow-header connections from 127.0.0.2 and waits until all were tried,
+    /// then a second for the server to settle.
+    fn start(addr: &str, conns: usize, work: &std::path::Path) -> Result<Flood, String> {
+        use std::io::BufRead;
+        let script = proc::root().join("xtask/src/flood.py");
+        let log = std::fs::File::create(work.join("flood.log")).map_err(|e| format!("flood.log: {e}"))?;
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .args([addr, &conns.to_string(), "127.0.0.2"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start python3 {}: {e}", script.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout pipe")?;
+        let mut line = String::new();
+        let flood = Flood(child);
+        std::io::BufReader::new(stdout).read_line(&mut line).map_err(|e| format!("flood: {e}"))?;
+        if line.trim() != "ready" {
+            return Err(format!("the flood did not start (see {})", work.join("flood.log").display()));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        Ok(flood)
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -49,6 +49,11 @@ pub const S3_ONE_4: &str = "sluice -> garage 4 GiB, one PATCH";
 /// Sluice -> Garage, 32 concurrent uploads of 64 MiB.
 pub const S3_CONCURRENT: &str = "sluice -> garage 32 x 64 MiB concurrent";
 
+/// A 1 GiB upload in one PATCH, no flood, on the server the flood scenario then floods.
+pub const CALM_1: &str = "sluice 1 GiB, one PATCH, no flood (flood scenario)";
+/// The same upload during 2000 slow-header connections from another address.
+pub const FLOOD_1: &str = "sluice 1 GiB, one PATCH, during a 2000-connection slow-header flood";
+
 const MB: f64 = 1e6;
 
 /// One throughput scenario.
@@ -195,7 +200,9 @@ pub fn render(
          lot from run to run (page-cache memory is faulted in from the host, and past the dirty limits writes go \
          at writeback speed). Sluice runs with the bench policy (`max_file_size` and `max_chunk_size` 16 GiB) and \
          `SLUICE_MAX_UPLOADS_PER_CLIENT={MAX_UPLOADS_PER_CLIENT}` (all bench clients share one address), other \
-         settings default.\n\n",
+         settings default. The flood rows (same server, same client) come from `xtask/src/flood.py` holding 2000 \
+         slow-header connections from 127.0.0.2 while the upload comes from 127.0.0.1; the flooded row's \
+         \"vs baseline\" is against the no-flood row.\n\n",
     ));
     out.push_str(
         "| scenario | time | MB/s | vs baseline | vs disk only | peak RSS | RSS at start |\n\
@@ -203,7 +210,8 @@ pub fn render(
     );
     for f in figures {
         let base = match f.name {
-            ONE_1 | FORM_1 | FSYNC_1 | QUIET_1 => find(BASE_1),
+            ONE_1 | FORM_1 | FSYNC_1 | QUIET_1 | CALM_1 => find(BASE_1),
+            FLOOD_1 => find(CALM_1),
             ONE_4 | SPLIT_4 | FORM_4 | FSYNC_SPLIT_4 => find(BASE_4),
             S3_ONE_1 => find(S3_PLAIN_1),
             S3_ONE_4 => find(S3_PLAIN_4),
@@ -308,6 +316,14 @@ pub fn render(
             format!("request metrics cost, HEAD rate ({:.0} vs {:.0} req/s): < 2%", head.rate(), quiet.rate()),
             format!("{cost:+.1}%"),
             Some(cost < 2.0),
+        );
+    }
+    if let (Some(a), Some(b)) = (find(FLOOD_1).and_then(Figure::mb_s), find(CALM_1).and_then(Figure::mb_s)) {
+        let r = a / b;
+        target(
+            format!("{FLOOD_1}: ≥ 50% of the same upload with no flood"),
+            format!("{:.0}%", 100.0 * r),
+            Some(r >= 0.5),
         );
     }
     if let Some(k) = find(CONCURRENT).and_then(|f| f.peak_rss_kib) {

@@ -16,6 +16,7 @@ pub fn run() -> Result<(), String> {
     step("rust target wasm32-unknown-unknown", wasm_target)?;
     step("rustup components clippy, rustfmt", components)?;
     step("chromium + chromium-driver (apt)", chromium)?;
+    step("openssl (apt)", openssl)?;
     step("wasm-bindgen-cli", wasm_bindgen)?;
     step("npm ci in tests/", npm_ci)?;
     step("garage (S3-compatible store for the S3 suites)", garage)?;
@@ -62,20 +63,31 @@ fn chromium() -> Result<Done, String> {
     if Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists() {
         return Ok(Done::Skipped("/usr/bin/chromium and /usr/bin/chromedriver present"));
     }
-    let apt = |args: &[&str]| {
-        let mut cmd = if proc::is_root() {
-            command("apt-get")
-        } else {
-            let mut sudo = command("sudo");
-            sudo.args(["-E", "apt-get"]);
-            sudo
-        };
-        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-        proc::run(&mut cmd)
-    };
     apt(&["update"])?;
     apt(&["install", "-y", "chromium", "chromium-driver"])?;
     Ok(Done::Installed)
+}
+
+/// The JWT tests generate RSA and Ed25519 key pairs and sign EdDSA tokens with the OpenSSL CLI.
+fn openssl() -> Result<Done, String> {
+    if Path::new("/usr/bin/openssl").exists() {
+        return Ok(Done::Skipped("/usr/bin/openssl present"));
+    }
+    apt(&["update"])?;
+    apt(&["install", "-y", "openssl"])?;
+    Ok(Done::Installed)
+}
+
+fn apt(args: &[&str]) -> Result<(), String> {
+    let mut cmd = if proc::is_root() {
+        command("apt-get")
+    } else {
+        let mut sudo = command("sudo");
+        sudo.args(["-E", "apt-get"]);
+        sudo
+    };
+    cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+    proc::run(&mut cmd)
 }
 
 /// The `wasm-bindgen` version in Cargo.lock, if any crate depends on it.

@@ -29,7 +29,7 @@ impl Options {
 
 /// The in-process table tests (tests/common's harness), run against every store.
 const IN_PROCESS_SUITES: &[&str] =
-    &["auth", "creation", "flow", "form", "head", "hooks", "options", "patch", "termination"];
+    &["auth", "concat", "creation", "flow", "form", "head", "hooks", "options", "patch", "termination"];
 
 type Step = (&'static str, Box<dyn Fn() -> Result<(), String>>);
 

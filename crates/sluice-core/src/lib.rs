@@ -9,6 +9,8 @@
 //! - [`Policy::check_file`], [`Policy::check_append`], ...: the checks.
 //! - [`sniff`]: the real type from leading bytes.
 //! - [`checksum`]: incremental hashers; [`tus`]: header codecs.
+//! - [`rufh`]: the IETF resumable-uploads draft's fields and per-version rules;
+//!   [`repr_digest`]: the whole file's digest (RFC 9530).
 //! - [`Rejection`] / [`Reason`]: the closed list of refusals with stable codes.
 //!
 //! ```
@@ -30,6 +32,8 @@ pub mod chunk;
 mod name;
 mod policy;
 mod reason;
+pub mod repr_digest;
+pub mod rufh;
 pub mod sniff;
 pub mod tus;
 pub mod units;

@@ -1,4 +1,4 @@
-//! tus 1.0 header codecs: numbers, `Upload-Metadata`, `Upload-Checksum`.
+//! tus 1.0 header codecs: numbers, `Upload-Metadata`, `Upload-Checksum`, `Upload-Concat`.
 //!
 //! Every parser here takes untrusted input and returns a [`Rejection`]
 //! (`invalid_header`, `invalid_metadata`, ...) rather than panicking.
@@ -12,7 +12,8 @@ use base64::Engine as _;
 /// The protocol version spoken (`Tus-Resumable`, `Tus-Version`).
 pub const TUS_VERSION: &str = "1.0.0";
 /// The extensions implemented, as listed in `Tus-Extension`.
-pub const TUS_EXTENSIONS: &str = "creation,creation-with-upload,creation-defer-length,expiration,checksum,termination";
+pub const TUS_EXTENSIONS: &str =
+    "creation,creation-with-upload,creation-defer-length,expiration,checksum,termination,concatenation";
 /// The content type of a PATCH body.
 pub const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
 
@@ -139,6 +140,51 @@ impl Metadata {
     }
 }
 
+/// `Upload-Concat` (the concatenation extension): a partial upload, or a final upload
+/// that joins the named uploads in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Concat {
+    /// `partial`: one part of a later final upload.
+    Partial,
+    /// `final;<url> <url> ...`: the uploads to join, as sent (absolute or relative URLs).
+    Final(Vec<String>),
+}
+
+impl Concat {
+    /// Parses `partial` or `final;URL URL...`. URLs are separated by spaces and
+    /// contain none; a space after `;` is tolerated (tusd accepts it). Anything else,
+    /// including a final naming no upload, is `invalid_concat`.
+    pub fn parse(value: &str) -> Result<Concat> {
+        let value = value.trim_matches([' ', '\t']);
+        let bad = |why: &str| {
+            Rejection::new(
+                Reason::InvalidConcat,
+                format!("Upload-Concat: {why}; expected \"partial\" or \"final;<url> <url> ...\" (got {value:?})."),
+            )
+        };
+        if value == "partial" {
+            return Ok(Concat::Partial);
+        }
+        let urls = value.strip_prefix("final;").ok_or_else(|| bad("unknown form"))?;
+        let urls: Vec<String> = urls.split(' ').filter(|url| !url.is_empty()).map(str::to_string).collect();
+        if urls.is_empty() {
+            return Err(bad("a final upload names no upload"));
+        }
+        if let Some(url) = urls.iter().find(|url| !url.bytes().all(|b| b.is_ascii_graphic())) {
+            return Err(bad(&format!("{url:?} is not a URL")));
+        }
+        Ok(Concat::Final(urls))
+    }
+
+    /// The header value, e.g. `final;/files/a /files/b`.
+    pub fn encode(&self) -> String {
+        match self {
+            Concat::Partial => "partial".to_string(),
+            Concat::Final(urls) => format!("final;{}", urls.join(" ")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +241,54 @@ mod tests {
         }
         assert!(parse_defer_length("1").is_ok());
         assert!(parse_defer_length("0").is_err());
+    }
+
+    #[test]
+    fn concat_partial_and_final() {
+        assert_eq!(Concat::parse("partial"), Ok(Concat::Partial));
+        assert_eq!(Concat::parse(" partial "), Ok(Concat::Partial));
+        let urls = |list: &[&str]| Concat::Final(list.iter().map(|u| u.to_string()).collect());
+        assert_eq!(Concat::parse("final;/files/a /files/b"), Ok(urls(&["/files/a", "/files/b"])));
+        assert_eq!(Concat::parse("final; /files/a"), Ok(urls(&["/files/a"])), "tusd accepts a space after ';'");
+        assert_eq!(
+            Concat::parse("final;http://host:8080/files/a  https://h/files/b?x=1"),
+            Ok(urls(&["http://host:8080/files/a", "https://h/files/b?x=1"]))
+        );
+        assert_eq!(Concat::parse("final;a b").unwrap().encode(), "final;a b");
+        assert_eq!(Concat::Partial.encode(), "partial");
+    }
+
+    #[test]
+    fn concat_refusals() {
+        for bad in [
+            "",
+            "Partial",
+            "partial;x",
+            "final",
+            "final;",
+            "final; ",
+            "final:a",
+            "final;a\tb",
+            "final;a\u{7f}",
+            "final;caf\u{e9}",
+            "finale;a",
+        ] {
+            assert_eq!(Concat::parse(bad).unwrap_err().reason, Reason::InvalidConcat, "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn concat_never_panics_and_round_trips(text in "\\PC{0,60}") {
+            if let Ok(concat) = Concat::parse(&text) {
+                proptest::prop_assert_eq!(Concat::parse(&concat.encode()), Ok(concat));
+            }
+        }
+
+        #[test]
+        fn concat_final_round_trips(urls in proptest::collection::vec("[!-~]{1,20}", 1..6)) {
+            let concat = Concat::Final(urls);
+            proptest::prop_assert_eq!(Concat::parse(&concat.encode()), Ok(concat));
+        }
     }
 }

@@ -5,9 +5,11 @@
 //! buffers actix keeps for a streaming connection ([`CONNECTION_BUFFERS`]).
 //! The budget is a number of such appends; when it is in use, a new append is answered
 //! `503 server_busy` with `Retry-After` instead of allocating past it. One
-//! client address may hold at most `max_per_client` appends (`429
-//! too_many_uploads`), so one client cannot take the whole budget.
+//! client ([`ClientId`]: its address, resolved through trusted proxies) may
+//! hold at most `max_per_client` appends (`429 too_many_uploads`), so one
+//! client cannot take the whole budget.
 
+use crate::client::ClientId;
 use crate::error::{Error, Result};
 use sluice_core::Reason;
 use std::collections::HashMap;
@@ -60,7 +62,9 @@ impl Admission {
     }
 
     /// Admits one append from `client`, or refuses with 429 or 503 (+ `Retry-After`).
-    pub fn admit(&self, client: Option<IpAddr>) -> Result<Permit> {
+    /// A client without an address (in-process tests) has no per-client cap.
+    pub fn admit(&self, client: &ClientId) -> Result<Permit> {
+        let client = client.ip();
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(ip) = client {
             if clients.get(&ip).copied().unwrap_or(0) >= self.max_per_client {
@@ -125,29 +129,32 @@ mod tests {
     #[test]
     fn the_budget_admits_exactly_its_size() {
         let admission = Admission::new(4 << 20, (1 << 20) - CONNECTION_BUFFERS, 100);
-        let held: Vec<_> = (0..4).map(|_| admission.admit(None).unwrap()).collect();
+        let held: Vec<_> = (0..4).map(|_| admission.admit(&ClientId::default()).unwrap()).collect();
         assert_eq!(admission.bytes_in_use(), 4 << 20);
-        let refused = admission.admit(None).err().unwrap();
+        let refused = admission.admit(&ClientId::default()).err().unwrap();
         assert_eq!(refused.reason(), Reason::ServerBusy);
         drop(held);
         assert_eq!(admission.in_flight(), 0);
-        assert!(admission.admit(None).is_ok());
+        assert!(admission.admit(&ClientId::default()).is_ok());
     }
 
     #[test]
     fn one_client_cannot_take_everything() {
         let admission = Admission::new(100 << 20, 1 << 20, 2);
         let ip: IpAddr = "127.0.0.7".parse().unwrap();
-        let a = admission.admit(Some(ip)).unwrap();
-        let _b = admission.admit(Some(ip)).unwrap();
-        assert_eq!(admission.admit(Some(ip)).err().unwrap().reason(), Reason::TooManyUploads);
-        assert!(admission.admit(Some("127.0.0.8".parse().unwrap())).is_ok(), "other clients are unaffected");
+        let a = admission.admit(&ClientId::from_ip(ip)).unwrap();
+        let _b = admission.admit(&ClientId::from_ip(ip)).unwrap();
+        assert_eq!(admission.admit(&ClientId::from_ip(ip)).err().unwrap().reason(), Reason::TooManyUploads);
+        assert!(
+            admission.admit(&ClientId::from_ip("127.0.0.8".parse().unwrap())).is_ok(),
+            "other clients are unaffected"
+        );
         drop(a);
-        assert!(admission.admit(Some(ip)).is_ok());
+        assert!(admission.admit(&ClientId::from_ip(ip)).is_ok());
     }
 
     #[test]
     fn a_tiny_budget_still_admits_one() {
-        assert!(Admission::new(0, 1 << 20, 1).admit(None).is_ok());
+        assert!(Admission::new(0, 1 << 20, 1).admit(&ClientId::default()).is_ok());
     }
 }

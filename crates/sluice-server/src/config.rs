@@ -5,6 +5,7 @@
 //! never reads the environment.
 
 use crate::auth::AuthKey;
+use crate::client::{Cidr, ForwardedHeader, TrustedProxies};
 use crate::hooks::Hooks;
 use crate::secret::Secret;
 use crate::server::{LogFormat, ServerConfig, Storage};
@@ -40,7 +41,7 @@ pub enum Command {
         /// Largest file this token may upload (below the policy's limit).
         #[arg(long, value_parser = units::parse_size)]
         max_size: Option<u64>,
-        /// The secret the server was given with --auth-secret.
+        /// The secret the server was given with --auth-secret (the token is an HS256 JWT).
         #[arg(long, env = "SLUICE_AUTH_SECRET", hide_env_values = true)]
         auth_secret: String,
     },
@@ -99,6 +100,18 @@ pub struct ServeArgs {
     #[arg(long, env = "SLUICE_MAX_UPLOADS_PER_CLIENT", default_value_t = 16)]
     pub max_uploads_per_client: u32,
 
+    /// Unfinished uploads one client (its token subject, else its address) may hold; past it, 429.
+    #[arg(long, env = "SLUICE_MAX_OPEN_UPLOADS_PER_CLIENT", default_value_t = 1000)]
+    pub max_open_uploads_per_client: u64,
+
+    /// Declared-but-unreceived bytes one client's unfinished uploads may add up to; past it, 429.
+    #[arg(long, env = "SLUICE_MAX_OPEN_BYTES_PER_CLIENT", default_value = "1 TiB", value_parser = units::parse_size)]
+    pub max_open_bytes_per_client: u64,
+
+    /// Uploads one client may create per second, sustained (with a burst of ten times as many); past it, 429.
+    #[arg(long, env = "SLUICE_CREATION_RATE", default_value_t = 20.0)]
+    pub creation_rate: f64,
+
     /// A request body that sends nothing for this long is ended, keeping what arrived (408).
     #[arg(long, env = "SLUICE_IDLE_TIMEOUT", default_value = "30s", value_parser = units::parse_span)]
     pub idle_timeout: Duration,
@@ -115,22 +128,49 @@ pub struct ServeArgs {
     #[arg(long, env = "SLUICE_NO_REQUEST_METRICS")]
     pub no_request_metrics: bool,
 
-    /// Open connections each worker thread accepts. Each connection sending a body costs up to ~256 KiB of
-    /// actix buffers, so with --memory-budget this bounds the process's memory.
-    #[arg(long, env = "SLUICE_MAX_CONNECTIONS", default_value_t = 256)]
+    /// Open connections the public listener holds in all; past it, new ones are closed at once. A connection
+    /// waiting for its request head costs a few KiB; one streaming an upload is charged to --memory-budget.
+    #[arg(long, env = "SLUICE_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
-    /// Time a client has to send a request's headers.
+    /// Open connections one client address (IPv6: one /64) may hold; past it, new ones are closed at once.
+    /// Trusted proxies are exempt.
+    #[arg(long, env = "SLUICE_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 128)]
+    pub max_connections_per_client: u32,
+
+    /// Time a client has to send a request head, from its first byte (every request on a connection).
     #[arg(long, env = "SLUICE_HEADER_TIMEOUT", default_value = "10s", value_parser = units::parse_span)]
     pub header_timeout: Duration,
+
+    /// Reverse proxies (comma-separated CIDRs or addresses) whose forwarding header names the client;
+    /// from any other peer the header is ignored.
+    #[arg(long, env = "SLUICE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<Cidr>,
+
+    /// The header the trusted proxies write the client's address into.
+    #[arg(long, env = "SLUICE_FORWARDED_HEADER", value_enum, default_value = "x-forwarded-for")]
+    pub forwarded_header: ForwardedHeader,
+
+    /// Serve /healthz, /readyz, /metrics and /status on this address only (e.g. 127.0.0.1:9090), not on --listen.
+    #[arg(long, env = "SLUICE_OPS_LISTEN")]
+    pub ops_listen: Option<String>,
 
     /// On SIGTERM/SIGINT, how long in-flight requests may finish before they are ended (keeping what arrived).
     #[arg(long, env = "SLUICE_SHUTDOWN_GRACE", default_value = "30s", value_parser = units::parse_span)]
     pub shutdown_grace: Duration,
 
-    /// Require bearer tokens signed with this secret (at least 32 bytes) on every upload route; see the README.
-    #[arg(long, env = "SLUICE_AUTH_SECRET", hide_env_values = true)]
+    /// Require bearer tokens (HS256 JWTs signed with this secret, at least 32 bytes) on every upload route.
+    #[arg(long, env = "SLUICE_AUTH_SECRET", hide_env_values = true, conflicts_with = "auth_public_key")]
     pub auth_secret: Option<String>,
+
+    /// Require bearer tokens (RS256 or EdDSA JWTs) checked with this public key (PEM: RSA or Ed25519).
+    #[arg(long, env = "SLUICE_AUTH_PUBLIC_KEY")]
+    pub auth_public_key: Option<PathBuf>,
+
+    /// Key for ids derived from client-supplied identifiers (Flow.js), hex or base64, at least 32 bytes;
+    /// default: DATA_DIR/secret.key, created on first start. Instances sharing uploads need the same one.
+    #[arg(long, env = "SLUICE_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
 
     /// URL the server POSTs each upload's declared metadata to before creating it; non-2xx refuses it.
     #[arg(long, env = "SLUICE_HOOK_PRE_CREATE")]
@@ -224,11 +264,34 @@ impl ServeArgs {
                     .into(),
             );
         }
+        if !(self.creation_rate.is_finite() && self.creation_rate > 0.0) {
+            return Err("--creation-rate must be a positive number".into());
+        }
         std::fs::create_dir_all(&self.data_dir)
             .map_err(|e| format!("cannot create --data-dir {}: {e}", self.data_dir.display()))?;
-        let key = self.data_dir.join("secret.key");
-        let secret =
-            Secret::load_or_create(&key).map_err(|e| format!("cannot read or create {}: {e}", key.display()))?;
+        let secret = match &self.secret {
+            Some(text) => Secret::parse(text).map_err(|e| format!("--secret: {e}"))?,
+            None => {
+                let key = self.data_dir.join("secret.key");
+                Secret::load_or_create(&key).map_err(|e| format!("cannot read or create {}: {e}", key.display()))?
+            }
+        };
+        let auth = match (&self.auth_secret, &self.auth_public_key) {
+            (Some(secret), _) => Some(AuthKey::new(secret)?),
+            (None, Some(path)) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("cannot read --auth-public-key {}: {e}", path.display()))?;
+                Some(
+                    AuthKey::from_public_key_pem(&pem)
+                        .map_err(|e| format!("--auth-public-key {}: {e}", path.display()))?,
+                )
+            }
+            (None, None) => None,
+        };
+        let serve_ops_routes = self.ops_listen.is_none();
+        if self.max_connections == 0 || self.max_connections_per_client == 0 {
+            return Err("--max-connections and --max-connections-per-client must be at least 1".into());
+        }
         let policy = load_policy(self.policy.as_deref())?;
         let storage = self.storage_config(policy.max_file_size)?;
         Ok(ServerConfig {
@@ -241,6 +304,9 @@ impl ServeArgs {
             log_format: self.log_format,
             header_timeout: self.header_timeout,
             max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
+            trusted_proxies: TrustedProxies::new(self.trusted_proxies, self.forwarded_header),
+            ops_listen: self.ops_listen,
             fsync: self.fsync,
             shutdown_grace: self.shutdown_grace,
             settings: Settings {
@@ -251,10 +317,17 @@ impl ServeArgs {
                 max_uploads_per_client: self.max_uploads_per_client,
                 idle_timeout: self.idle_timeout,
                 disk_reserve: self.disk_reserve,
+                quotas: crate::engine::Quotas {
+                    max_open_uploads: self.max_open_uploads_per_client,
+                    max_open_bytes: self.max_open_bytes_per_client,
+                    creations_per_second: self.creation_rate,
+                    creation_burst: self.creation_rate * 10.0,
+                },
                 web_dir: self.web_dir,
                 secret,
                 request_metrics: !self.no_request_metrics,
-                auth: self.auth_secret.as_deref().map(AuthKey::new).transpose()?,
+                auth,
+                serve_ops_routes,
                 hooks: Hooks {
                     pre_create: self.hook_pre_create,
                     post_finish: self.hook_post_finish,

@@ -50,6 +50,9 @@ pub struct HookUpload {
     /// The sniffed type (post-finish).
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub mime: Option<String>,
+    /// The whole file's SHA-256 (hex), when known (post-finish: verified if the client declared it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     /// How it was sent: `tus`, `form` or `flow`.
     pub protocol: &'static str,
 }
@@ -68,6 +71,7 @@ impl HookUpload {
             filename: parsed.file_name(),
             owner: owner.map(str::to_owned),
             mime: None,
+            sha256: None,
             protocol,
         }
     }

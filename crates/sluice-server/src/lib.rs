@@ -33,7 +33,9 @@
 
 pub mod admission;
 pub mod auth;
+pub mod client;
 pub mod config;
+pub mod connection;
 pub mod engine;
 pub mod error;
 pub mod hooks;
@@ -41,6 +43,7 @@ pub mod id;
 pub mod lock;
 pub mod metrics;
 pub mod observe;
+pub mod ops;
 pub mod protocol;
 pub mod secret;
 pub mod server;
@@ -77,6 +80,8 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// Free space kept in reserve: a creation that would eat into it gets 507.
     pub disk_reserve: u64,
+    /// What one client may hold open and how fast it may create (429 past them).
+    pub quotas: engine::Quotas,
     /// Directory served at `/` (the upload page and its wasm package); the
     /// built-in placeholder page when `None`.
     pub web_dir: Option<std::path::PathBuf>,
@@ -88,6 +93,9 @@ pub struct Settings {
     pub hooks: hooks::Hooks,
     /// Whether requests are counted and timed for `/metrics` (upload counters always are).
     pub request_metrics: bool,
+    /// Whether [`configure`] mounts the operations routes (`/healthz`, `/readyz`, `/metrics`,
+    /// `/status`); off when they have their own listener ([`ops::configure`]).
+    pub serve_ops_routes: bool,
 }
 
 impl Default for Settings {
@@ -100,11 +108,13 @@ impl Default for Settings {
             max_uploads_per_client: 16,
             idle_timeout: Duration::from_secs(30),
             disk_reserve: 256 << 20,
+            quotas: engine::Quotas::default(),
             web_dir: None,
             secret: secret::Secret::random().unwrap_or_else(|_| secret::Secret::from_bytes([7; 32])),
             auth: None,
             hooks: hooks::Hooks { timeout: Duration::from_secs(5), ..Default::default() },
             request_metrics: true,
+            serve_ops_routes: true,
         }
     }
 }
@@ -176,6 +186,7 @@ impl AppState {
                 idle_timeout: settings.idle_timeout,
                 disk_reserve: settings.disk_reserve,
                 hooks: settings.hooks.clone(),
+                quotas: settings.quotas,
             },
         );
         web::Data::new(AppState { engine, history: status::History::default(), settings })
@@ -199,11 +210,11 @@ pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut ServiceConfig) + Cl
                         .get(protocol::flow::test_chunk)
                         .post(protocol::flow::upload_chunk),
                 )
-                .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
-                .route("/readyz", web::get().to(readyz))
-                .route("/metrics", web::get().to(metrics))
-                .route("/status", web::get().to(status_page))
-                .route("/status/samples", web::get().to(status_samples))
+                .configure(|cfg| {
+                    if state.settings.serve_ops_routes {
+                        ops::routes(cfg);
+                    }
+                })
                 .configure(|cfg| match &state.settings.web_dir {
                     Some(dir) => {
                         cfg.service(actix_files::Files::new("/", dir).index_file("index.html"));
@@ -216,19 +227,25 @@ pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut ServiceConfig) + Cl
     }
 }
 
-/// Response headers a browser-side tus client must be able to read.
+/// Response headers a browser-side tus or resumable-uploads-draft client must be able to read.
 const EXPOSED_HEADERS: &[&str] = &[
+    "accept-patch",
     "location",
+    "repr-digest",
     "retry-after",
     "tus-checksum-algorithm",
     "tus-extension",
     "tus-max-size",
     "tus-resumable",
     "tus-version",
+    "upload-complete",
     "upload-concat",
     "upload-defer-length",
+    "upload-draft-interop-version",
     "upload-expires",
+    "upload-incomplete",
     "upload-length",
+    "upload-limit",
     "upload-metadata",
     "upload-offset",
 ];
@@ -268,36 +285,6 @@ async fn close_after_refused_body(
         response.response_mut().head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
     }
     Ok(response)
-}
-
-/// Ready when the stores answer and take writes and the memory budget is not exhausted.
-async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, error::Error> {
-    state.engine.records().check().await?;
-    state.engine.bytes().check_writable().await?;
-    if state.engine.admission.is_exhausted() {
-        return Err(error::Error::new(sluice_core::Reason::ServerBusy, "The memory budget for uploads is in use.")
-            .with_header("retry-after", admission::RETRY_AFTER_SECS));
-    }
-    Ok(HttpResponse::Ok().body("ready"))
-}
-
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let engine = &state.engine;
-    let m = &engine.metrics;
-    let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    m.budget_bytes.set(gauge(engine.admission.budget_bytes()));
-    m.budget_in_use_bytes.set(gauge(engine.admission.bytes_in_use()));
-    m.resident_bytes.set(gauge(metrics::resident_memory().unwrap_or(0)));
-    m.storage_available_bytes.set(gauge(engine.bytes().available_space().await.unwrap_or(0)));
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(m.encode())
-}
-
-async fn status_page() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(include_str!("../../../web/status.html"))
-}
-
-async fn status_samples(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(state.history.report(&state))
 }
 
 async fn page() -> HttpResponse {

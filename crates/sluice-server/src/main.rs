@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Token { sub, ttl, max_size, auth_secret } => {
             let key = AuthKey::new(&auth_secret).map_err(anyhow::Error::msg)?;
             let claims = Claims { sub, exp: unix_now() + ttl.as_secs(), max_size };
-            println!("{}", issue(&key, &claims));
+            println!("{}", issue(&key, &claims).map_err(anyhow::Error::msg)?);
             Ok(())
         }
         Command::Serve(args) => {

@@ -10,11 +10,13 @@
 //! | `sluice_uploads_in_flight` | gauge | appends streaming right now |
 //! | `sluice_received_bytes_total` | counter | body bytes received |
 //! | `sluice_rejections_total{reason}` | counter | refusals by stable reason code |
-//! | `sluice_requests_total{route,method,status}` | counter | requests |
+//! | `sluice_requests_total{route,method,status,protocol}` | counter | requests (`protocol`: `tus`, `ietf`, `form`, `flow` or `none`) |
 //! | `sluice_request_duration_seconds{route}` | histogram | request latency |
 //! | `sluice_memory_budget_bytes` / `..._in_use_bytes` | gauge | upload-buffer budget and its use |
 //! | `sluice_resident_memory_bytes` | gauge | the process's resident memory (Linux) |
 //! | `sluice_storage_available_bytes` | gauge | free space where uploads are stored |
+//! | `sluice_connections_open` | gauge | connections open on the public listener |
+//! | `sluice_connections_refused_total{reason}` | counter | connections closed before a request was served, by [`ConnectionRefusal`] |
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -22,6 +24,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Labels of a refusal.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -39,6 +44,8 @@ pub struct RequestLabels {
     pub method: String,
     /// The response status.
     pub status: u16,
+    /// The upload protocol the request spoke (`tus`, `ietf`, `form`, `flow`), or `none`.
+    pub protocol: &'static str,
 }
 
 /// Labels of a latency observation.
@@ -85,6 +92,72 @@ pub struct Metrics {
     pub storage_available_bytes: Gauge,
     /// Refusals by reason, readable for the status page.
     pub rejection_counts: crate::status::RejectionCounts,
+    /// The public listener's connections.
+    pub connections: Arc<ConnectionMetrics>,
+}
+
+/// Why a connection was closed before a request on it could be answered. These refusals have
+/// no response to carry a [`Reason`](sluice_core::Reason), so they are counted apart from
+/// `sluice_rejections_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionRefusal {
+    /// The client address already holds `--max-connections-per-client` connections.
+    TooManyConnections,
+    /// The listener already holds `--max-connections` connections.
+    ConnectionLimit,
+    /// A request head was not complete within `--header-timeout`.
+    HeaderTimeout,
+    /// The first request head was refused by the HTTP parser (malformed, or headers too large).
+    MalformedHead,
+}
+
+impl ConnectionRefusal {
+    /// Every refusal, in a stable order.
+    pub const ALL: [ConnectionRefusal; 4] = [
+        ConnectionRefusal::TooManyConnections,
+        ConnectionRefusal::ConnectionLimit,
+        ConnectionRefusal::HeaderTimeout,
+        ConnectionRefusal::MalformedHead,
+    ];
+
+    /// The stable code, used as the metric label.
+    pub fn code(self) -> &'static str {
+        match self {
+            ConnectionRefusal::TooManyConnections => "too_many_connections",
+            ConnectionRefusal::ConnectionLimit => "connection_limit",
+            ConnectionRefusal::HeaderTimeout => "header_timeout",
+            ConnectionRefusal::MalformedHead => "malformed_head",
+        }
+    }
+}
+
+/// Metrics of the public listener's connections, shared with its connection gate.
+#[derive(Default)]
+pub struct ConnectionMetrics {
+    /// Connections open now.
+    pub open: Gauge,
+    refused: Family<ReasonLabel, Counter>,
+    counts: [AtomicU64; 4],
+}
+
+impl ConnectionMetrics {
+    /// Counts a refused connection.
+    pub fn refuse(&self, why: ConnectionRefusal) {
+        self.refused.get_or_create(&ReasonLabel { reason: why.code().to_string() }).inc();
+        if let Some(i) = ConnectionRefusal::ALL.iter().position(|r| *r == why) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Refused connections since start, by code (only codes seen).
+    pub fn refusals(&self) -> BTreeMap<&'static str, u64> {
+        ConnectionRefusal::ALL
+            .iter()
+            .zip(&self.counts)
+            .map(|(r, n)| (r.code(), n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
 }
 
 impl Default for Metrics {
@@ -105,6 +178,7 @@ impl Default for Metrics {
             resident_bytes: Gauge::default(),
             storage_available_bytes: Gauge::default(),
             rejection_counts: Default::default(),
+            connections: Arc::default(),
             registry: Registry::default(),
         };
         registry.register("uploads_created", "Uploads created", metrics.created.clone());
@@ -118,7 +192,7 @@ impl Default for Metrics {
         registry.register("received_bytes", "Body bytes received", metrics.received_bytes.clone());
         registry.register("uploads_in_flight", "Appends streaming now", metrics.in_flight.clone());
         registry.register("rejections", "Refusals by stable reason code", metrics.rejections.clone());
-        registry.register("requests", "Requests by route, method and status", metrics.requests.clone());
+        registry.register("requests", "Requests by route, method, status and protocol", metrics.requests.clone());
         registry.register("request_duration_seconds", "Request latency by route", metrics.latency.clone());
         registry.register("memory_budget_bytes", "Memory budget for upload buffers", metrics.budget_bytes.clone());
         registry.register(
@@ -128,6 +202,16 @@ impl Default for Metrics {
         );
         registry.register("resident_memory_bytes", "Resident memory of the process", metrics.resident_bytes.clone());
         registry.register("storage_available_bytes", "Free space for uploads", metrics.storage_available_bytes.clone());
+        registry.register(
+            "connections_open",
+            "Connections open on the public listener",
+            metrics.connections.open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed before a request was served, by reason",
+            metrics.connections.refused.clone(),
+        );
         Metrics { registry, ..metrics }
     }
 }

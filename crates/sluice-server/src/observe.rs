@@ -48,12 +48,15 @@ pub async fn observe(
         micros = elapsed.as_micros() as u64,
         "request"
     );
-    if let Some(state) = state.filter(|s| s.settings.request_metrics) {
-        let metrics = &state.engine.metrics;
-        if let Some(reason) = reason {
-            metrics.reject(reason);
-        }
-        let labels = RequestLabels { route: route.clone(), method: request.method().to_string(), status };
+    let Some(state) = state else { return Ok(response) };
+    let metrics = &state.engine.metrics;
+    // Refusals are always counted; `--no-request-metrics` turns off only the per-request series.
+    if let Some(reason) = reason {
+        metrics.reject(reason);
+    }
+    if state.settings.request_metrics {
+        let protocol = crate::protocol::spoken(request, &route).map_or("none", |p| p.name());
+        let labels = RequestLabels { route: route.clone(), method: request.method().to_string(), status, protocol };
         metrics.requests.get_or_create(&labels).inc();
         metrics.latency.get_or_create(&RouteLabel { route }).observe(elapsed.as_secs_f64());
     }

@@ -2,8 +2,8 @@
 //!
 //! `GET /status` serves the page (`web/status.html`); it polls
 //! `GET /status/samples` and draws memory against the budget, throughput,
-//! uploads in flight and rejections by reason, all from the server's own
-//! counters. Sampling reads counters only: it costs nothing per request.
+//! uploads in flight, rejections by reason, open connections and connections
+//! refused by reason, all from the server's own counters. Sampling reads counters only: it costs nothing per request.
 
 use crate::metrics::resident_memory;
 use crate::AppState;
@@ -35,6 +35,10 @@ pub struct Sample {
     pub completed: u64,
     /// Refusals since start, by reason code (only reasons seen).
     pub rejections: BTreeMap<&'static str, u64>,
+    /// Connections open on the public listener.
+    pub connections_open: u64,
+    /// Connections refused since start, by code (only codes seen; see `ConnectionRefusal`).
+    pub connection_refusals: BTreeMap<&'static str, u64>,
 }
 
 /// Rejection counts by reason, readable for sampling.
@@ -89,6 +93,8 @@ impl History {
             received_bytes: m.received_bytes.get(),
             completed: m.completed.get(),
             rejections: m.rejection_counts.snapshot(),
+            connections_open: u64::try_from(m.connections.open.get()).unwrap_or(0),
+            connection_refusals: m.connections.refusals(),
         };
         let mut samples = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if samples.len() == KEPT {

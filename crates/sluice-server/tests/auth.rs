@@ -17,7 +17,7 @@ fn key() -> AuthKey {
 }
 
 fn token(sub: &str) -> String {
-    issue(&key(), &Claims { sub: sub.into(), exp: unix_now() + 3600, max_size: None })
+    issue(&key(), &Claims { sub: sub.into(), exp: unix_now() + 3600, max_size: None }).unwrap()
 }
 
 fn bearer(req: TestRequest, token: &str) -> TestRequest {
@@ -44,11 +44,12 @@ async fn every_upload_route_needs_a_valid_token() {
         send(&h.app, bearer(tus(Method::POST, "/files/").insert_header(("Upload-Length", "3")), &alice)).await;
     assert_eq!(created.status, 201);
     let up = path_of(created.header("location").unwrap());
-    let expired = issue(&key(), &Claims { sub: "alice".into(), exp: unix_now() - 1, max_size: None });
+    let expired = issue(&key(), &Claims { sub: "alice".into(), exp: unix_now() - 1, max_size: None }).unwrap();
     let forged = issue(
         &AuthKey::new("someone else's secret, also long enough").unwrap(),
         &Claims { sub: "alice".into(), exp: unix_now() + 60, max_size: None },
-    );
+    )
+    .unwrap();
     let requests = || {
         vec![
             ("create", tus(Method::POST, "/files/").insert_header(("Upload-Length", "3"))),
@@ -120,7 +121,7 @@ async fn another_subject_sees_404_everywhere() {
 #[actix_web::test]
 async fn a_token_can_cap_the_file_size() {
     let h = secured("max_file_size = 1000").await;
-    let small = issue(&key(), &Claims { sub: "carol".into(), exp: unix_now() + 60, max_size: Some(10) });
+    let small = issue(&key(), &Claims { sub: "carol".into(), exp: unix_now() + 60, max_size: Some(10) }).unwrap();
     let over = send(&h.app, bearer(tus(Method::POST, "/files/").insert_header(("Upload-Length", "11")), &small)).await;
     assert_eq!((over.status, over.code().as_deref()), (413, Some("file_too_large")));
     let deferred =

@@ -151,7 +151,7 @@ fn env_vars_configure_the_server() {
         .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let server = Server { addr: line.trim().trim_start_matches("listening on http://").to_string(), child };
+    let server = Server { addr: line.trim().trim_start_matches("listening on http://").to_string(), ops: None, child };
     let res = server.request("OPTIONS", "/files/", &[], b"");
     assert_eq!(res.header("tus-max-size"), Some("1234"));
     assert!(dir.path().join("data").join("uploads").is_dir());

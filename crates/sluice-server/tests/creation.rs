@@ -148,10 +148,10 @@ async fn creation_table() {
             Some("filename_too_long"),
         ),
         Case::new(
-            "concatenation",
-            post().insert_header(("Upload-Length", "5")).insert_header(("Upload-Concat", "partial")),
+            "an Upload-Concat of no known form (concatenation itself: tests/concat.rs)",
+            post().insert_header(("Upload-Length", "5")).insert_header(("Upload-Concat", "partial;x")),
             400,
-            Some("invalid_header"),
+            Some("invalid_concat"),
         ),
     ];
     run_table(&h.app, cases).await;

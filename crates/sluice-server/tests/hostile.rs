@@ -414,8 +414,15 @@ fn rows() -> Vec<Row> {
             let sum = checksum(Algorithm::Sha256, b"something else");
             req(&c.server, "PATCH", &c.partial, &patch_h(10, &[("Upload-Checksum", &sum)]), &[7; 50])
         }),
-        row("Upload-Concat (not supported)", 400, Some("invalid_header"), |c| {
-            req(&c.server, "POST", "/files/", &h(&[("Upload-Length", "10"), ("Upload-Concat", "partial")]), b"")
+        row("Upload-Concat of no known form", 400, Some("invalid_concat"), |c| {
+            req(&c.server, "POST", "/files/", &h(&[("Upload-Length", "10"), ("Upload-Concat", "partial;")]), b"")
+        }),
+        row("Upload-Concat final naming a path traversal", 404, Some("upload_not_found"), |c| {
+            req(&c.server, "POST", "/files/", &h(&[("Upload-Concat", "final;/files/../../etc/passwd")]), b"")
+        }),
+        row("Upload-Concat final naming a whole (not partial) upload", 400, Some("not_a_partial"), |c| {
+            let value = format!("final;{}", c.partial);
+            req(&c.server, "POST", "/files/", &h(&[("Upload-Concat", value.as_str())]), b"")
         }),
         // --- Upload-Metadata ------------------------------------------------------
         row("metadata value not base64", 400, Some("invalid_metadata"), |c| {

@@ -249,3 +249,86 @@ fn a_client_that_never_finishes_its_headers_is_cut_off() {
     assert_eq!(cut.status, 408, "{cut:?}");
     assert_eq!(server.request("GET", "/healthz", &[], b"").status, 200, "the server goes on");
 }
+
+#[test]
+fn a_keep_alive_connection_that_trickles_its_next_head_is_cut_off_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &["--header-timeout", "1s"]);
+    let mut conn = server.connect();
+    conn.write_all(b"GET /policy HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_reply(&mut conn, false).status, 200, "the first request is served; the connection stays open");
+    // The next head starts and never ends: a header line every 200 ms, for up to 15 s.
+    conn.write_all(b"GET /policy HTTP/1.1\r\nHost: x\r\n").unwrap();
+    conn.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut closed = false;
+    for _ in 0..75 {
+        let mut buf = [0u8; 64];
+        match std::io::Read::read(&mut conn, &mut buf) {
+            Ok(0) => closed = true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => closed = true,
+        }
+        if closed || conn.write_all(b"X-Slow: 1\r\n").is_err() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the server kept a trickling head open for 15 s");
+    assert_eq!(metric(&server, "sluice_connections_refused_total{reason=\"header_timeout\"}"), 1.0);
+
+    // The first head's timeout (answered 408 by actix) and a malformed head are counted too.
+    let mut stalled = server.connect();
+    stalled.write_all(b"GET /policy HTTP/1.1\r\n").unwrap();
+    assert_eq!(read_response(&mut stalled).status, 408);
+    let mut garbage = server.connect();
+    garbage.write_all(b"NOT HTTP AT ALL\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut garbage).status, 400);
+    assert_eq!(metric(&server, "sluice_connections_refused_total{reason=\"header_timeout\"}"), 2.0);
+    assert_eq!(metric(&server, "sluice_connections_refused_total{reason=\"malformed_head\"}"), 1.0);
+}
+
+/// Whether a GET /policy from `source` on a fresh connection is answered 200.
+fn answered(server: &Server, source: &str) -> bool {
+    let mut conn = server.connect_from(source);
+    let _ = conn.write_all(b"GET /policy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut reply = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut conn, &mut reply);
+    reply.starts_with(b"HTTP/1.1 200")
+}
+
+#[test]
+fn one_address_past_its_connection_cap_is_closed_at_once_and_others_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &["--max-connections-per-client", "3"]);
+    let held: Vec<TcpStream> = (0..3).map(|_| server.connect_from("127.0.0.1")).collect();
+    let open_now = || metric_from(&server, "127.0.0.2", "sluice_connections_open");
+    // The three held connections and the probe itself.
+    eventually("three held connections are admitted", || open_now() == 4.0);
+    assert!(!answered(&server, "127.0.0.1"), "a fourth connection is closed without an answer");
+    assert!(answered(&server, "127.0.0.2"), "another address is served");
+    assert_eq!(
+        metric_from(&server, "127.0.0.2", "sluice_connections_refused_total{reason=\"too_many_connections\"}"),
+        1.0
+    );
+    drop(held);
+    eventually("closed connections give their places back", || answered(&server, "127.0.0.1"));
+}
+
+fn metric_from(server: &Server, source: &str, name: &str) -> f64 {
+    let text = request_on(server.connect_from(source), "GET", "/metrics", &[], b"").body;
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn refusals_are_counted_even_without_request_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &["--no-request-metrics"]);
+    assert_eq!(server.request("POST", "/files/", &[], b"").status, 400);
+    assert_eq!(metric(&server, "sluice_rejections_total{reason=\"upload_length_required\"}"), 1.0);
+    assert_eq!(metric(&server, "sluice_requests_total"), 0.0, "per-request series are off");
+}

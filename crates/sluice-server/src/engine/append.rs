@@ -2,7 +2,7 @@
 //! sniffing body into the byte store, commit the offset, complete when asked.
 
 use super::body::{IncomingBody, SniffWindow, Stop};
-use super::{Engine, Requester};
+use super::{digest, Engine, Requester};
 use crate::error::{Error, Result};
 use crate::id::UploadId;
 use crate::store::{AppendMode, BodyStream, Kind, StoreError, UploadRecord};
@@ -38,8 +38,8 @@ pub struct AppendInput<S> {
     pub whole_body: bool,
     /// When to complete.
     pub finish: Finish,
-    /// Hash the body with SHA-256; when it is the whole file (an append from byte 0
-    /// that completes the upload), the digest is recorded (`UploadRecord::sha256`).
+    /// Compute the whole file's SHA-256 as it arrives (recorded in `UploadRecord::sha256`
+    /// at completion), even if the client declared none.
     pub digest: bool,
     /// The body.
     pub body: S,
@@ -57,6 +57,10 @@ impl Engine {
         let lease = self.lease(id).await?;
         let record = self.live(who, id).await?;
         let mut record = self.settle(record, true).await?;
+        if record.is_complete() && input.finish != Finish::AtLength {
+            // The draft: a completed upload takes no request at all (tus checks offsets as usual).
+            return Err(Error::new(Reason::UploadCompleted, "This upload is complete; it takes no more bytes."));
+        }
         if matches!(record.kind, Kind::Final(_)) {
             return Err(Error::new(
                 Reason::FinalUploadImmutable,
@@ -75,7 +79,7 @@ impl Engine {
             upload_length: record.length,
         };
         let allowed = policy.check_append(at)?;
-        let _permit = self.admission.admit(who.client)?;
+        let _permit = self.admission.admit(&who.client)?;
 
         let sniff = self.sniff_window(&record, &policy);
         let mode = if input.checksum.is_some() || input.whole_body {
@@ -90,8 +94,8 @@ impl Engine {
         if input.whole_body {
             body = body.exact();
         }
-        if input.digest && record.offset == 0 {
-            body = body.digesting(Algorithm::Sha256);
+        if let Some(state) = digest::resume(&record, input.digest) {
+            body = body.digesting(state);
         }
         let start = record.offset;
         let stream: BodyStream<'_> = &mut body;
@@ -109,6 +113,7 @@ impl Engine {
             self.metrics.terminated.inc();
             return Err(refusal.into());
         }
+        digest::keep(&mut record, body.take_digest(), body.received() == end - start);
         if let Some(mut head) = body.take_head() {
             // Only what was stored counts (an all-or-nothing chunk that failed stored nothing).
             head.truncate(usize::try_from(end).unwrap_or(usize::MAX));
@@ -138,7 +143,8 @@ impl Engine {
             return Err(self.stop_error(id, end, stop, too_long));
         }
         let complete = match input.finish {
-            Finish::AtLength => record.has_all_bytes(),
+            // Not again for an empty append to a completed upload: one seal, one post-finish hook.
+            Finish::AtLength => record.has_all_bytes() && !record.is_complete(),
             Finish::Now => {
                 if record.length.is_none() {
                     policy.check_size(record.offset)?;
@@ -158,9 +164,6 @@ impl Engine {
             Finish::Later => false,
         };
         if complete {
-            if start == 0 {
-                record.sha256 = body.take_digest().map(|digest| sluice_core::checksum::to_hex(&digest));
-            }
             record = self.complete(record).await?;
         }
         lease.release().await;

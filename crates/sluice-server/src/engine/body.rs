@@ -68,7 +68,7 @@ pub struct IncomingBody<S> {
     idle: Pin<Box<Sleep>>,
     last_byte: Instant,
     counter: Option<prometheus_client::metrics::counter::Counter>,
-    digest: Option<Hasher>,
+    digest: Option<sha2::Sha256>,
     exact: bool,
     stop: Option<Stop>,
     stop_next: bool,
@@ -119,15 +119,16 @@ impl<S> IncomingBody<S> {
         self
     }
 
-    /// Also computes a digest of every byte let through (see [`IncomingBody::take_digest`]).
-    pub fn digesting(mut self, algorithm: sluice_core::Algorithm) -> Self {
-        self.digest = Some(algorithm.hasher());
+    /// Also feeds every byte let through to `state`, a SHA-256 of the bytes before it
+    /// (see [`IncomingBody::take_digest`]): a whole file's digest, computed as it arrives.
+    pub fn digesting(mut self, state: sha2::Sha256) -> Self {
+        self.digest = Some(state);
         self
     }
 
-    /// The digest of what was let through, once.
-    pub fn take_digest(&mut self) -> Option<Vec<u8>> {
-        self.digest.take().map(Hasher::finalize)
+    /// The SHA-256 state after what was let through, once.
+    pub fn take_digest(&mut self) -> Option<sha2::Sha256> {
+        self.digest.take()
     }
 
     /// The leading bytes gathered (the window's bytes, seed included), once.
@@ -229,7 +230,7 @@ where
                     hasher.update(&bytes);
                 }
                 if let Some(hasher) = this.digest.as_mut() {
-                    hasher.update(&bytes);
+                    sha2::Digest::update(hasher, &bytes);
                 }
                 if bytes.is_empty() && this.stop_next {
                     return this.halt(Stop::TooLong);

@@ -34,6 +34,7 @@ impl Engine {
             }
             record.file_type = Some(sniff::sniff(&record.head, file_name.as_deref()).mime.to_string());
         }
+        self.settle_digest(&mut record).await?;
         self.bytes.finish(&record.id, length).await?;
         record.length = Some(length);
         record.state = State::Complete;
@@ -44,6 +45,7 @@ impl Engine {
                 HookUpload::new(record.protocol.name(), record.length, &record.metadata, record.owner.as_deref());
             event.id = Some(record.id.to_string());
             event.mime = record.file_type.clone();
+            event.sha256 = record.sha256.clone();
             hooks::post_finish(&self.settings.hooks, event);
             tracing::info!(upload = %record.id, length, mime = ?record.file_type, "upload complete");
         }

@@ -111,6 +111,7 @@ impl Engine {
         if !parts.is_empty() {
             policy.check_type(&head, file_name.as_deref())?;
         }
+        self.admit_creation(who, length).await?;
         self.check_room(length).await?;
         let event = HookUpload::new(new.protocol.name(), Some(length), &new.metadata, who.caller.owner());
         hooks::pre_create(&self.settings.hooks, &event).await?;

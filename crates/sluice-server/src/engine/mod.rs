@@ -21,10 +21,13 @@
 mod append;
 pub mod body;
 mod complete;
+mod digest;
 pub mod expiry;
 mod join;
+mod quota;
 
 pub use append::{AppendInput, Finish};
+pub use quota::Quotas;
 
 use crate::admission::Admission;
 use crate::auth::Caller;
@@ -37,7 +40,6 @@ use crate::store::{ByteStore, ByteStream, Kind, Protocol, RecordStore, StoreErro
 use sluice_core::tus::Metadata;
 use sluice_core::units::format_size;
 use sluice_core::{Policy, Reason};
-use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -48,8 +50,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Requester<'a> {
     /// The caller's verified identity (none with authorization off).
     pub caller: &'a Caller,
-    /// The client's address, for per-client caps and quotas.
-    pub client: Option<IpAddr>,
+    /// The client (its address, resolved through trusted proxies), for per-client caps and quotas.
+    pub client: crate::client::ClientId,
 }
 
 impl Requester<'_> {
@@ -57,7 +59,7 @@ impl Requester<'_> {
         // With authorization on, quotas follow the user wherever they connect from.
         match self.caller.owner() {
             Some(owner) => Some(format!("sub:{owner}")),
-            None => self.client.map(|ip| ip.to_string()),
+            None => self.client.ip().map(|ip| ip.to_string()),
         }
     }
 }
@@ -75,6 +77,8 @@ pub struct NewUpload {
     pub metadata: Metadata,
     /// An id derived by the front-end (Flow.js); a random one when `None`.
     pub id: Option<UploadId>,
+    /// The whole file's SHA-256 as the client declares it (hex), verified at completion.
+    pub sha256: Option<String>,
 }
 
 /// What the engine needs besides its stores.
@@ -86,6 +90,8 @@ pub struct EngineSettings {
     pub disk_reserve: u64,
     /// The application's webhooks.
     pub hooks: Hooks,
+    /// What one client may hold open and how fast it may create.
+    pub quotas: Quotas,
 }
 
 /// The engine: shared by every worker and front-end.
@@ -102,6 +108,7 @@ pub struct Engine {
     /// Cancelled when the server shuts down: streaming bodies stop and keep what arrived.
     pub shutdown: CancellationToken,
     settings: EngineSettings,
+    creations: quota::CreationBuckets,
 }
 
 impl Engine {
@@ -126,6 +133,7 @@ impl Engine {
             metrics: Metrics::default(),
             shutdown,
             settings,
+            creations: quota::CreationBuckets::default(),
         }
     }
 
@@ -163,6 +171,7 @@ impl Engine {
                 policy.check_type(&[], file_name.as_deref())?;
             }
         }
+        self.admit_creation(who, new.length.unwrap_or(0)).await?;
         self.check_room(new.length.unwrap_or(0)).await?;
         if whole {
             let event = HookUpload::new(new.protocol.name(), new.length, &new.metadata, who.caller.owner());
@@ -175,6 +184,7 @@ impl Engine {
         let mut record = UploadRecord::new(id, new.protocol, new.kind, new.length, new.metadata);
         record.owner = who.caller.owner().map(str::to_owned);
         record.client = who.client_key();
+        record.expected_sha256 = new.sha256;
         self.bytes.create(&record.id).await?;
         if let Err(e) = self.records.insert(&record).await {
             let _ = self.bytes.delete(&record.id).await;
@@ -182,10 +192,18 @@ impl Engine {
         }
         self.metrics.created.inc();
         tracing::info!(upload = %record.id, protocol = new.protocol.name(), length = ?record.length, "upload created");
-        if record.length == Some(0) && record.kind == Kind::Whole {
+        if record.length == Some(0) && !matches!(record.kind, Kind::Final(_)) {
             record = self.complete(record).await?;
         }
         Ok(record)
+    }
+
+    /// A client past its creation rate or its caps on open uploads gets `429`.
+    async fn admit_creation(&self, who: Requester<'_>, length: u64) -> Result<()> {
+        let Some(client) = who.client_key() else { return Ok(()) };
+        let quotas = &self.settings.quotas;
+        self.creations.take(&client, quotas)?;
+        quotas.check_open(self.records.open_usage(&client).await?, length)
     }
 
     /// A creation of `length` more bytes must leave the disk reserve and every

@@ -175,7 +175,7 @@ impl Ids {
         let (scope, cookie) = match caller.owner() {
             Some(subject) => (format!("sub:{subject}"), String::new()),
             None => (
-                req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+                crate::client::ClientId::of(req).to_string(),
                 req.cookie("sluice_scope").map(|c| c.value().to_owned()).unwrap_or_default(),
             ),
         };
@@ -283,6 +283,7 @@ fn file_upload(chunk: &Chunk, ids: &Ids) -> NewUpload {
         length: Some(chunk.total_size),
         metadata: Metadata::from_pairs([("filename", chunk.file_name.as_bytes())]),
         id: Some(ids.file()),
+        sha256: None,
     }
 }
 
@@ -315,6 +316,7 @@ where
                 length: Some(chunk.len()),
                 metadata: Metadata::default(),
                 id: Some(id.clone()),
+                sha256: None,
             };
             match engine.create(who, new).await {
                 Ok(record) => record,

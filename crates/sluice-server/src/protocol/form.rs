@@ -166,7 +166,7 @@ async fn store_file(
     let declared_type = field.content_type().map(|m| m.essence_str().to_owned()).unwrap_or_default();
     let metadata = Metadata::from_pairs([("filename", name.as_bytes()), ("filetype", declared_type.as_bytes())]);
     let engine = &state.engine;
-    let new = NewUpload { protocol: Protocol::Form, kind: Kind::Whole, length: None, metadata, id: None };
+    let new = NewUpload { protocol: Protocol::Form, kind: Kind::Whole, length: None, metadata, id: None, sha256: None };
     let record = engine.create(who, new).await?;
     created.push(record.id.clone());
     let input = AppendInput {

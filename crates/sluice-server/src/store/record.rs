@@ -95,9 +95,17 @@ pub struct UploadRecord {
     pub head: Vec<u8>,
     /// The sniffed MIME type, once complete.
     pub file_type: Option<String>,
-    /// The whole file's SHA-256 (hex), when the server computed it.
+    /// The whole file's SHA-256 (hex), once complete, when the client declared one
+    /// (then verified) or the server computed it on the way (forms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// The SHA-256 the client declared for the whole file (hex), checked at completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_sha256: Option<String>,
+    /// The SHA-256 state over the bytes received so far, so a whole-file digest survives
+    /// between requests and restarts without reading the file again.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "optional_base64")]
+    pub hash_state: Option<Vec<u8>>,
     /// The last writer's fencing token.
     pub fence: Fence,
     /// For a final upload gathered as its parts finish (Flow.js): how many leading
@@ -129,6 +137,8 @@ impl UploadRecord {
             head: Vec::new(),
             file_type: None,
             sha256: None,
+            expected_sha256: None,
+            hash_state: None,
             fence: Fence::default(),
             parts_ready: 0,
         }
@@ -184,6 +194,25 @@ mod base64_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = String::deserialize(d)?;
         STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
+}
+
+mod optional_base64 {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(bytes) => s.serialize_some(&STANDARD.encode(bytes)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| STANDARD.decode(text).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 

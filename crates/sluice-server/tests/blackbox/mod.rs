@@ -12,6 +12,8 @@ use std::time::Duration;
 pub struct Server {
     pub child: Child,
     pub addr: String,
+    /// The operations listener's address, when started with `--ops-listen`.
+    pub ops: Option<String>,
 }
 
 impl Server {
@@ -29,10 +31,17 @@ impl Server {
         cmd.args(flags);
         let mut child = cmd.env("RUST_LOG", "warn").stdout(Stdio::piped()).spawn().expect("start sluice");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read listening line");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).expect("read listening line");
         let addr =
             line.trim().strip_prefix("listening on http://").unwrap_or_else(|| panic!("odd first line {line:?}"));
-        Server { addr: addr.to_string(), child }
+        let ops = flags.contains(&"--ops-listen").then(|| {
+            let mut line = String::new();
+            stdout.read_line(&mut line).expect("read ops listening line");
+            let ops = line.trim().strip_prefix("ops listening on http://");
+            ops.unwrap_or_else(|| panic!("odd second line {line:?}")).to_string()
+        });
+        Server { addr: addr.to_string(), ops, child }
     }
 
     pub fn kill(mut self) {
@@ -44,6 +53,11 @@ impl Server {
         let stream = TcpStream::connect(&self.addr).expect("connect");
         stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         stream
+    }
+
+    /// Connects from another loopback address (all of 127.0.0.0/8 is local on Linux).
+    pub fn connect_from(&self, source: &str) -> TcpStream {
+        connect_from(source, &self.addr)
     }
 
     /// Sends one request with a whole body and reads the response.
@@ -77,6 +91,31 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A TCP connection to `addr` whose source address is `source` (port chosen by the kernel).
+pub fn connect_from(source: &str, addr: &str) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let target: std::net::SocketAddr = addr.parse().unwrap();
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.bind(&format!("{source}:0").parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+    socket.connect(&target.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+}
+
+/// Sends one request on `stream` with a whole body and reads the response.
+pub fn request_on(
+    mut stream: TcpStream,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Response {
+    send_head(&mut stream, method, path, headers, Some(body.len()));
+    stream.write_all(body).unwrap();
+    read_reply(&mut stream, method == "HEAD")
 }
 
 pub fn patch_headers(offset: u64) -> Vec<(&'static str, String)> {

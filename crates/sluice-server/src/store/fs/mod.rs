@@ -27,7 +27,7 @@ mod writer;
 pub use self::bytes::FsBytes;
 pub use records::FsRecords;
 pub use writer::BLOCK;
-pub(crate) use writer::{BlockWriter, BufferPool};
+pub(crate) use writer::{BlockWriter, BufferPool, Pacer};
 
 use std::fs;
 use std::io;

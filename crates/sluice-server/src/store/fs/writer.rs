@@ -1,11 +1,52 @@
-//! Writes a stream of byte slices to a file through two fixed buffers: one fills
-//! from the network while the other is written on the blocking pool, so memory per
-//! append is constant and a slow disk never stalls a worker thread.
+//! Writes a stream of byte slices to a file through two fixed buffers, so memory per
+//! append is constant.
+//!
+//! **Adaptive.** While the page cache takes writes at memory speed, a block is written
+//! inline on the worker thread: a hand-off to the blocking pool costs more than the
+//! write. When a write is slow (the kernel throttles dirty pages, the disk is busy),
+//! every writer of the process switches to the blocking pool for a while, one buffer
+//! filling from the network while the other is written, so a slow disk does not stall
+//! the worker threads that answer everyone else; then it tries inline again.
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::task::{spawn_blocking, JoinHandle};
+
+/// An inline write slower than this sends writes to the blocking pool.
+const SLOW_WRITE: Duration = Duration::from_millis(2);
+/// How long writes stay on the blocking pool before inline writes are tried again.
+const POOLED_FOR: Duration = Duration::from_secs(2);
+
+/// Where writes go now, shared by every writer of a store.
+#[derive(Debug)]
+pub struct Pacer {
+    epoch: Instant,
+    /// Milliseconds since `epoch` until which writes go to the blocking pool.
+    pooled_until: AtomicU64,
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        Pacer { epoch: Instant::now(), pooled_until: AtomicU64::new(0) }
+    }
+}
+
+impl Pacer {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn inline(&self) -> bool {
+        self.now_ms() >= self.pooled_until.load(Ordering::Relaxed)
+    }
+
+    fn slow_write_seen(&self) {
+        self.pooled_until.store(self.now_ms() + POOLED_FOR.as_millis() as u64, Ordering::Relaxed);
+    }
+}
 
 /// Size of each of an append's two write buffers, and of reads.
 pub const BLOCK: usize = 128 * 1024;
@@ -43,11 +84,12 @@ pub struct BlockWriter {
     spare: Option<Vec<u8>>,
     in_flight: Option<BlockWrite>,
     pool: Arc<BufferPool>,
+    pacer: Arc<Pacer>,
 }
 
 impl BlockWriter {
-    pub fn new(file: File, pool: Arc<BufferPool>) -> BlockWriter {
-        BlockWriter { file: Some(file), filling: pool.take(), spare: None, in_flight: None, pool }
+    pub fn new(file: File, pool: Arc<BufferPool>, pacer: Arc<Pacer>) -> BlockWriter {
+        BlockWriter { file: Some(file), filling: pool.take(), spare: None, in_flight: None, pool, pacer }
     }
 
     pub async fn push(&mut self, mut data: &[u8]) -> io::Result<()> {
@@ -73,6 +115,17 @@ impl BlockWriter {
 
     async fn submit(&mut self) -> io::Result<()> {
         self.wait().await?;
+        if self.pacer.inline() {
+            let file = self.file.as_mut().ok_or_else(|| io::Error::other("block writer lost its file"))?;
+            let started = Instant::now();
+            let result = file.write_all(&self.filling);
+            if started.elapsed() > SLOW_WRITE {
+                self.pacer.slow_write_seen();
+            }
+            self.filling.clear();
+            return result;
+        }
+
         let next = self.spare.take().unwrap_or_else(|| self.pool.take());
         let block = std::mem::replace(&mut self.filling, next);
         let mut file = self.file.take().ok_or_else(|| io::Error::other("block writer lost its file"))?;
