@@ -2,7 +2,7 @@
 
 use super::reply::{self, Answer, Refusal};
 use crate::auth::Caller;
-use crate::engine::{AppendInput, Finish};
+use crate::engine::AppendInput;
 use crate::error::Error;
 use crate::protocol::tus::headers;
 use crate::protocol::{note_transfer, parse_id, requester};

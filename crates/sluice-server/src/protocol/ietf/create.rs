@@ -2,7 +2,7 @@
 
 use super::reply::{self, Answer, Refusal};
 use crate::auth::Caller;
-use crate::engine::{AppendInput, Finish, NewUpload};
+use crate::engine::{AppendInput, NewUpload};
 use crate::error::Error;
 use crate::protocol::tus::headers;
 use crate::protocol::{note_transfer, requester};
@@ -73,7 +73,14 @@ pub(super) async fn handle(
     let metadata = metadata(req, policy.max_metadata_size)?;
 
     let who = requester(req, caller);
-    let new = NewUpload { protocol: Protocol::Ietf, kind: Kind::Whole, length, metadata, id: None };
+    // RFC 9530 Repr-Digest (sha-256) on creation declares the whole file's digest, verified
+    // when the upload completes.
+    let sha256 = headers::single(req, "Repr-Digest")?
+        .map(sluice_core::repr_digest::parse_sha256)
+        .transpose()?
+        .flatten()
+        .map(|digest| sluice_core::checksum::to_hex(&digest));
+    let new = NewUpload { protocol: Protocol::Ietf, kind: Kind::Whole, length, metadata, id: None, sha256 };
     let mut record = engine.create(who, new).await?;
     let id = record.id.clone();
     let location = req.url_for("tus_upload", [id.as_str()]).map_err(Error::internal)?.to_string();
