@@ -311,6 +311,8 @@ impl Bench {
                     .arg(&self.policy);
                 // Every bench client is 127.0.0.1: let the 32 concurrent uploads in (default 16).
                 cmd.env("SLUICE_MAX_UPLOADS_PER_CLIENT", MAX_UPLOADS_PER_CLIENT.to_string());
+                // ... and the 256-client crowd's creations, which come at once (default burst 200).
+                cmd.env("SLUICE_CREATION_RATE", "1000");
                 cmd.args(&self.flags);
                 cmd
             }

@@ -389,7 +389,8 @@ pub fn render(
          (no HTTP, no fsync, like the servers): what the file system alone gives. On this kind of VM it varies a \
          lot from run to run (page-cache memory is faulted in from the host, and past the dirty limits writes go \
          at writeback speed). Sluice runs with the bench policy (`max_file_size` and `max_chunk_size` 16 GiB) and \
-         `SLUICE_MAX_UPLOADS_PER_CLIENT={MAX_UPLOADS_PER_CLIENT}` (all bench clients share one address), other \
+         `SLUICE_MAX_UPLOADS_PER_CLIENT={MAX_UPLOADS_PER_CLIENT}` and `SLUICE_CREATION_RATE=1000` (all bench clients \
+         share one address), other \
          settings default. The flood rows (same server, same client) come from `xtask/src/flood.py` holding 2000 \
          slow-header connections from 127.0.0.2 while the upload comes from 127.0.0.1; the flooded row's \
          \"vs baseline\" is against the no-flood row. \

@@ -19,7 +19,10 @@ async fn options_lists_version_extensions_limits_and_algorithms() {
         )
         .with_headers(&[
             ("tus-version", "1.0.0"),
-            ("tus-extension", "creation,creation-with-upload,creation-defer-length,expiration,checksum,termination,concatenation"),
+            (
+                "tus-extension",
+                "creation,creation-with-upload,creation-defer-length,expiration,checksum,termination,concatenation",
+            ),
             ("tus-max-size", "1000"),
             ("tus-checksum-algorithm", "sha256,crc32c"),
         ]),
