@@ -232,7 +232,13 @@ fn metrics_count_what_happened() {
     assert_eq!(metric(&server, "sluice_uploads_in_flight"), 0.0);
     assert_eq!(metric(&server, "sluice_rejections_total{reason=\"offset_mismatch\"}"), 1.0);
     assert_eq!(metric(&server, "sluice_rejections_total{reason=\"upload_length_required\"}"), 1.0);
-    assert_eq!(metric(&server, "sluice_requests_total{route=\"/files/{id}\",method=\"PATCH\",status=\"204\"}"), 2.0);
+    assert_eq!(
+        metric(
+            &server,
+            "sluice_requests_total{route=\"/files/{id}\",method=\"PATCH\",status=\"204\",protocol=\"tus\"}"
+        ),
+        2.0
+    );
     assert!(metric(&server, "sluice_resident_memory_bytes") > 1e6);
     assert_eq!(metric(&server, "sluice_memory_budget_bytes"), (64u64 << 20) as f64);
     assert!(metric(&server, "sluice_storage_available_bytes") > 0.0);
