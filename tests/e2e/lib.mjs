@@ -109,8 +109,13 @@ export class Server {
     const requests = {}
     const counters = {}
     for (const line of text.split('\n')) {
-      let m = /^sluice_requests_total\{route="([^"]*)",method="([^"]*)",status="([^"]*)"\} (\d+)/.exec(line)
-      if (m) { requests[`${m[2]} ${m[1]} ${m[3]}`] = Number(m[4]); continue }
+      // Further labels (the protocol) are summed over.
+      let m = /^sluice_requests_total\{route="([^"]*)",method="([^"]*)",status="([^"]*)"[^}]*\} (\d+)/.exec(line)
+      if (m) {
+        const key = `${m[2]} ${m[1]} ${m[3]}`
+        requests[key] = (requests[key] ?? 0) + Number(m[4])
+        continue
+      }
       m = /^(sluice_uploads_\w+_total|sluice_received_bytes_total) (\d+)/.exec(line)
       if (m) counters[m[1]] = Number(m[2])
     }
