@@ -124,7 +124,7 @@ impl Engine {
             record.fence = lease.fence();
             record.modified_at = SystemTime::now();
             self.records.commit(&record, start).await.map_err(|e| match e {
-                StoreError::Fenced => interrupted(id, start),
+                StoreError::Fenced => interrupted(start),
                 other => other.into(),
             })?;
         }
@@ -227,7 +227,7 @@ impl Engine {
             }
             Stop::Interrupted => {
                 tracing::info!(upload = %id, offset, "append interrupted by a newer request");
-                interrupted(id, offset)
+                interrupted(offset)
             }
             Stop::Idle => {
                 tracing::info!(upload = %id, offset, "body idle too long");
@@ -247,6 +247,6 @@ impl Engine {
     }
 }
 
-fn interrupted(_id: &UploadId, offset: u64) -> Error {
+fn interrupted(offset: u64) -> Error {
     Error::new(Reason::UploadInterrupted, format!("A newer request took over; the upload is at byte {offset}."))
 }
