@@ -1,12 +1,11 @@
-// The upload page. Every rule is decided by the WebAssembly module (the same Rust code the server
-// runs); this file only turns its verdicts, states and progress into a page. No framework.
+// The upload page. Every rule, word for a size or a refusal, and wire format is the WebAssembly
+// module's (the same Rust code the server runs); this file only turns its verdicts, states and
+// progress into a page. No framework.
 
-import init, { Client } from './pkg/sluice_browser.js'
+import init, { Client, formatSize, messageFor } from './pkg/sluice_browser.js'
 
 const $ = (id) => document.getElementById(id)
 const ENDPOINT = new URL('/files/', location.href).href
-/** The module's localStorage prefix for "resume after reload" (crates/sluice-browser/src/fingerprint.rs). */
-const RESUME_PREFIX = `sluice:v1:${ENDPOINT}|`
 /** Final states: the row keeps its result and offers no more transfer controls. */
 const FINAL = new Set(['done', 'failed', 'cancelled', 'refused'])
 
@@ -15,12 +14,7 @@ const items = new Set()
 
 // ---------- formatting ----------
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
-function size(n) {
-  let i = 0
-  while (n >= 1024 && i < UNITS.length - 1) { n /= 1024; i++ }
-  return i === 0 ? `${n} B` : `${n.toFixed(n < 10 ? 1 : n < 100 ? 1 : 0)} ${UNITS[i]}`
-}
+const size = (n) => formatSize(n)
 const speed = (bps) => `${size(Math.round(bps))}/s`
 function duration(s) {
   if (!isFinite(s)) return ''
@@ -29,42 +23,6 @@ function duration(s) {
   if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`
   return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`
 }
-/** A policy period in words: 86400 → "24 hours". */
-function period(s) {
-  const plural = (n, w) => `${n} ${w}${n === 1 ? '' : 's'}`
-  if (s % 86400 === 0 && s >= 2 * 86400) return plural(s / 86400, 'day')
-  if (s % 3600 === 0) return plural(s / 3600, 'hour')
-  if (s % 60 === 0) return plural(s / 60, 'minute')
-  return plural(s, 'second')
-}
-function list(words, last = 'or') {
-  if (words.length <= 1) return words.join('')
-  return `${words.slice(0, -1).join(', ')} ${last} ${words[words.length - 1]}`
-}
-
-// Plural words for an allowed_types pattern. Mirrors sluice_core::sniff::describe_pattern, which
-// the module does not export: display only, the decisions stay in the module.
-const TYPE_WORDS = {
-  'image/*': 'images', 'video/*': 'videos', 'audio/*': 'audio files', 'text/*': 'text files',
-  'application/pdf': 'PDF documents', 'image/png': 'PNG images', 'image/jpeg': 'JPEG images',
-  'image/gif': 'GIF images', 'image/webp': 'WebP images', 'text/plain': 'plain text files',
-  'text/csv': 'CSV files', 'application/json': 'JSON files', 'application/zip': 'ZIP archives',
-  'video/mp4': 'MP4 videos', 'application/octet-stream': 'unrecognised binary files',
-}
-const typeWords = (p) => TYPE_WORDS[p.trim().toLowerCase()] || `${p} files`
-
-// Messages for the codes the plain form (POST /upload) can send back as ?error=CODE.
-const FORM_ERRORS = {
-  file_too_large: 'A file was larger than the limit.',
-  file_too_small: 'A file was smaller than the minimum size.',
-  type_not_allowed: 'A file was of a type that is not accepted.',
-  extension_not_allowed: 'A file name had an extension that is not accepted.',
-  invalid_filename: 'A file name was not acceptable.',
-  filename_too_long: 'A file name was too long.',
-  filename_required: 'A file had no name.',
-  metadata_too_large: 'The form was too large.',
-}
-
 // ---------- screen-reader announcements ----------
 
 let announceTimer = 0
@@ -80,40 +38,16 @@ function announce(text) {
 
 // ---------- the policy, in plain words ----------
 
-function showPolicy(policy, checksum) {
-  const rows = []
-  let sizes = `Up to ${size(policy.max_file_size)} per file`
-  if (policy.min_file_size > 1) sizes += `, at least ${size(policy.min_file_size)}`
-  else if (policy.min_file_size === 1) sizes += '; empty files are refused'
-  rows.push(['Size', sizes + '.'])
-  const types = policy.allowed_types || []
-  rows.push(['Types', types.length ? `Only ${list(types.map(typeWords))}.` : 'Any kind of file.'])
-  const exts = policy.allowed_extensions || []
-  if (exts.length) rows.push(['Names', `Ending in ${list(exts.map((e) => '.' + e))}.`])
-  if (policy.max_filename_length && policy.max_filename_length < 255) {
-    rows.push(['Names', `At most ${policy.max_filename_length} characters.`])
-  }
-  let batch = `Up to ${policy.max_files_per_batch} files at a time`
-  if (policy.max_batch_size) batch += `, ${size(policy.max_batch_size)} in total`
-  rows.push(['At once', batch + '.'])
-  if (policy.upload_expiry) {
-    rows.push(['Resume', `Unfinished uploads are kept for ${period(policy.upload_expiry)} after their last piece.`])
-  }
-  if (checksum) {
-    const names = { sha1: 'SHA-1', sha256: 'SHA-256', crc32c: 'CRC-32C' }
-    rows.push(['Integrity', `Every piece is verified with ${names[checksum] || checksum} on arrival.`])
-  }
+function showPolicy({ rules, hint }) {
   const ul = $('policy-list')
-  ul.replaceChildren(...rows.map(([k, v]) => {
+  ul.replaceChildren(...rules.map(({ label, text }) => {
     const li = document.createElement('li')
     li.innerHTML = '<span class="k"></span><span class="v"></span>'
-    li.querySelector('.k').textContent = k
-    li.querySelector('.v').textContent = v
+    li.querySelector('.k').textContent = label
+    li.querySelector('.v').textContent = text
     return li
   }))
-  const hint = [`Up to ${size(policy.max_file_size)} each`]
-  hint.push(types.length ? list(types.map(typeWords)) : 'any type')
-  $('drop-hint').textContent = hint.join(' · ')
+  $('drop-hint').textContent = hint
 }
 
 // ---------- one row per file ----------
@@ -429,57 +363,32 @@ function wireDropZone() {
 
 // ---------- unfinished uploads from an earlier visit ----------
 
-/** The module's resume records for this endpoint: `PREFIX name|size|mtime|lead` → upload URL. */
-function earlierRecords() {
-  const out = []
-  for (let i = 0; i < localStorage.length; i++) {
-    const key = localStorage.key(i)
-    if (!key || !key.startsWith(RESUME_PREFIX)) continue
-    const parts = key.slice(RESUME_PREFIX.length).split('|')
-    if (parts.length < 4) continue
-    const [sizeText, mtime] = parts.slice(-3, -1)
-    out.push({ key, url: localStorage.getItem(key), name: parts.slice(0, -3).join('|'), size: Number(sizeText), mtime: Number(mtime) })
-  }
-  return out
-}
-
 async function showEarlier() {
-  const rows = []
-  for (const rec of earlierRecords()) {
-    let offset = null
-    try {
-      const res = await fetch(rec.url, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' }, cache: 'no-store' })
-      if (res.status === 404 || res.status === 410) {
-        localStorage.removeItem(rec.key) // expired or removed: nothing to resume
-        continue
-      }
-      if (res.ok) offset = Number(res.headers.get('upload-offset'))
-    } catch {
-      // The server is unreachable right now; still list it.
-    }
+  // The module lists what it remembered for resuming, asks the server where each stands and
+  // forgets what the server no longer has.
+  const rows = (await client.pendingUploads()).map((rec) => {
     const li = document.createElement('li')
     li.dataset.name = rec.name
     li.dataset.size = String(rec.size)
-    li.dataset.mtime = String(rec.mtime)
+    li.dataset.mtime = String(rec.lastModified ?? -1)
     li.innerHTML = '<span class="name"></span><span class="where"></span>'
     li.querySelector('.name').textContent = rec.name
-    li.querySelector('.where').textContent = offset == null
+    li.querySelector('.where').textContent = rec.offset == null
       ? size(rec.size)
-      : `${rec.size ? Math.floor((offset / rec.size) * 100) : 0}% of ${size(rec.size)} on the server`
+      : `${rec.size ? Math.floor((rec.offset / rec.size) * 100) : 0}% of ${size(rec.size)} on the server`
     const discard = document.createElement('button')
     discard.type = 'button'
     discard.className = 'button subtle'
     discard.textContent = 'Discard'
     discard.setAttribute('aria-label', `Discard the unfinished upload of ${rec.name}`)
-    discard.addEventListener('click', async () => {
-      localStorage.removeItem(rec.key)
+    discard.addEventListener('click', () => {
       li.remove()
       $('earlier').hidden = !$('earlier-list').children.length
-      try { await fetch(rec.url, { method: 'DELETE', headers: { 'Tus-Resumable': '1.0.0' } }) } catch {}
+      client.discard(rec.url)
     })
     li.append(discard)
-    rows.push(li)
-  }
+    return li
+  })
   $('earlier-list').replaceChildren(...rows)
   $('earlier').hidden = rows.length === 0
   if (rows.length) announce(`${rows.length} unfinished upload${rows.length === 1 ? '' : 's'} can be resumed.`)
@@ -502,7 +411,8 @@ function showFormResult() {
     flash.textContent = `${n} file${n === 1 ? '' : 's'} uploaded with the plain form.`
   } else if (params.has('error')) {
     const code = params.get('error')
-    flash.textContent = `The plain form upload was refused. ${FORM_ERRORS[code] || 'The server did not accept it.'} Nothing was kept. (${code})`
+    const words = moduleLoaded ? messageFor(code) : 'The server did not accept it.'
+    flash.textContent = `The plain form upload was refused. ${words} Nothing was kept. (${code})`
     flash.classList.add('error')
   } else {
     return
@@ -514,20 +424,26 @@ function showFormResult() {
 
 // ---------- start ----------
 
+/** Whether the module loaded (its words are then available even if the server is not). */
+let moduleLoaded = false
+
 async function main() {
-  showFormResult()
   wireDropZone()
   try {
     await init()
+    moduleLoaded = true
+    showFormResult()
     client = await Client.connect(ENDPOINT)
   } catch (err) {
+    if (!moduleLoaded) showFormResult()
     $('drop-hint').textContent = `Uploads are unavailable right now: ${err.message || err}. The plain form below still works.`
     $('fallback').open = true
     return
   }
-  showPolicy(JSON.parse(client.policy), client.checksumAlgorithm)
+  showPolicy(client.describePolicy())
   $('choose').disabled = false
   $('fallback').open = false
+  document.body.dataset.hashWorkers = String(client.hashWorkers)
   document.body.dataset.ready = 'true'
   showEarlier()
 }

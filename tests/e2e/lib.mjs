@@ -15,15 +15,12 @@ export const webDir = join(repo, 'web')
 export const artifacts = join(repo, 'artifacts')
 
 /**
- * Makes sure `web/pkg` holds the release wasm package (what `cargo xtask run` serves). Builds it
- * when missing, the same way `build_web_package()` in xtask/src/run.rs does; never runs wasm-opt.
+ * Makes sure `web/pkg` holds the release wasm package (what the server embeds and `cargo xtask
+ * run` serves). Builds it when missing with `cargo xtask build-web` (wasm-pack, npm's wasm-opt).
  */
 export function ensureWebPackage() {
   if (existsSync(join(webDir, 'pkg/sluice_browser_bg.wasm')) && process.env.SLUICE_REBUILD_PKG !== '1') return
-  const opts = { cwd: repo, stdio: 'inherit' }
-  execFileSync('cargo', ['build', '--release', '-p', 'sluice-browser', '--target', 'wasm32-unknown-unknown'], opts)
-  execFileSync('wasm-bindgen', ['--target', 'web', '--out-dir', join(webDir, 'pkg'),
-    join(repo, 'target/wasm32-unknown-unknown/release/sluice_browser.wasm')], opts)
+  execFileSync('cargo', ['xtask', 'build-web'], { cwd: repo, stdio: 'inherit' })
 }
 
 /**
@@ -31,7 +28,7 @@ export function ensureWebPackage() {
  * again reuse the same port and data dir, like a crashed and restarted server.
  */
 export class Server {
-  /** `web`: the directory served at `/` (the upload page by default). */
+  /** `web`: the directory served at `/` (the upload page by default; `null`: the page embedded in the binary). */
   static async create(policy, { web = webDir, args = [] } = {}) {
     const s = new Server()
     s.web = web
@@ -48,7 +45,7 @@ export class Server {
 
   async start() {
     const args = ['serve', '--listen', this.listen, '--data-dir', this.dataDir, '--policy', this.policyFile,
-      '--web-dir', this.web, ...this.extraArgs]
+      ...(this.web ? ['--web-dir', this.web] : []), ...this.extraArgs]
     // The port may still be held for a moment after a kill: retry.
     for (let attempt = 0; ; attempt++) {
       try {

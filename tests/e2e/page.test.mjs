@@ -222,19 +222,29 @@ test(`a ${LONG ? '2 GiB' : '256 MiB'} disk-backed file arrives intact; the rende
           await sleep(200)
         }
       })()
+      // Chunk checksums are computed by the module's Web Workers, not on the page's thread.
+      assert.ok(Number(await page.evaluate(() => document.body.dataset.hashWorkers)) >= 1, 'no hashing workers')
+      // Every task over 50 ms on the page's thread (Long Tasks API), reported below.
+      await page.evaluate(() => {
+        window.longTasks = []
+        new PerformanceObserver((list) => { for (const e of list.getEntries()) window.longTasks.push(e.duration) })
+          .observe({ type: 'longtask' })
+      })
       const t0 = Date.now()
       await dropDiskFile(page, file.path)
       await waitState(page, 'large.bin', 'done', LONG ? 600_000 : 120_000)
       const secs = (Date.now() - t0) / 1000
       sampling = false
       await sampler
+      const longTasks = await page.evaluate(() => window.longTasks)
 
       const url = await urlOf(page, 'large.bin')
       assert.equal(await sha256File(server.dataFile(url)), file.sha256, 'stored bytes differ from the file')
       const growthMiB = (peakRss - rss0) / 1024
       const heapMiB = (peakHeap - heap0) / MiB
       console.log(`# ${size / MiB} MiB in ${secs.toFixed(1)} s (${(size / MiB / secs).toFixed(0)} MiB/s); ` +
-        `renderer RSS ${(rss0 / 1024).toFixed(0)} MiB, peak +${growthMiB.toFixed(0)} MiB; JS heap peak +${heapMiB.toFixed(1)} MiB`)
+        `renderer RSS ${(rss0 / 1024).toFixed(0)} MiB, peak +${growthMiB.toFixed(0)} MiB; JS heap peak +${heapMiB.toFixed(1)} MiB; ` +
+        `main-thread tasks over 50 ms: ${longTasks.length} (longest ${Math.max(0, ...longTasks).toFixed(0)} ms)`)
       // Flat: bounded by the chunk pipeline, not by the file (2 GiB in the long run).
       assert.ok(growthMiB < 160, `renderer memory grew by ${growthMiB.toFixed(0)} MiB`)
       assert.ok(heapMiB < 48, `JS heap grew by ${heapMiB.toFixed(1)} MiB`)

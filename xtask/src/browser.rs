@@ -1,19 +1,28 @@
-//! The browser test suite of `crates/sluice-browser` (`cargo xtask test-browser`).
+//! The browser module: building its package (`cargo xtask build-web`) and its test suite
+//! (`cargo xtask test-browser`).
 //!
-//! 1. Builds the release server and starts it on `127.0.0.1:0` with the test policy below, and
-//!    starts `@tus/server` (npm, `crates/sluice-browser/js/tus-server.mjs`) as the third-party
-//!    server.
+//! **The package** is built by `wasm-pack build --release --target web`: the npm package
+//! `sluice-browser` (ES module, wasm, generated TypeScript types, README, licences) in `web/pkg/`,
+//! where the page imports it and the server's build embeds it. `wasm-opt` is npm's binaryen
+//! (`tests/node_modules/.bin`, put first on PATH): Debian's binaryen silently breaks the module.
+//!
+//! **The suite**:
+//! 1. Builds the package and the release server and starts the server on `127.0.0.1:0` with the
+//!    test policy below, and starts `@tus/server` (npm, `crates/sluice-browser/js/tus-server.mjs`)
+//!    as the third-party server.
 //! 2. Starts a small **control server** (std only, below) that the tests in the browser call:
 //!    `POST /restart?down_ms=N` kills the Sluice server, answers once it is down, and starts it
 //!    again on the same port and data dir `N` ms later (the "retry across a server restart"
 //!    test); `GET /tus-data/ID` serves what `@tus/server` stored (its own GET sends no CORS
 //!    headers); it also serves the release package and page, and takes the page's report.
-//! 3. Runs the wasm-bindgen tests (`cargo test -p sluice-browser --target wasm32-unknown-unknown`,
-//!    headless Chromium through chromedriver). The addresses reach the tests as compile-time
-//!    environment variables (`SLUICE_TEST_ENDPOINT`, `SLUICE_TEST_CONTROL`, `SLUICE_TEST_TUS`).
-//! 4. Builds the **release** package (`cargo build --release` + `wasm-bindgen --target web`, no
-//!    wasm-opt), opens `tests/release.html` in headless Chromium, which checks and uploads a file
-//!    with it and posts its result to the control server.
+//! 3. Runs the wasm-bindgen tests with `wasm-pack test --headless`, in Chromium and in Firefox
+//!    ESR, with the `live-tests` feature: the self-contained tests (`tests/offline.rs`, what a
+//!    plain `wasm-pack test` runs on a fresh clone) and the ones against the servers. The
+//!    addresses reach those as compile-time environment variables (`SLUICE_TEST_ENDPOINT`,
+//!    `SLUICE_TEST_CONTROL`, `SLUICE_TEST_TUS`).
+//! 4. Opens `tests/release.html` in headless Chromium with the **release** package (wasm-opt
+//!    included): it checks and uploads a file and posts its result to the control server, which
+//!    catches a post-processing step that breaks the module.
 //!
 //! Every process started here is stopped here, by its own handle.
 
@@ -39,11 +48,14 @@ max_batch_size = "12 MiB"
 "#;
 
 const CRATE: &str = "crates/sluice-browser";
-const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+/// The browsers `wasm-pack test` runs the module in.
+const BROWSERS: &[&str] = &["--chrome", "--firefox"];
 
 /// Runs the browser test suite.
 pub fn test() -> Result<(), String> {
     let root = proc::root();
+    // Builds the package into web/pkg first (the server embeds it).
     crate::test::build_release_server()?;
     npm_install(&root.join(CRATE).join("js"))?;
     // The server addresses are compiled into the wasm test binaries, which every run shares:
@@ -76,17 +88,16 @@ fn suite(root: &Path, work: &Path, sluice: Arc<Restartable>) -> Result<(), Strin
     let tus_endpoint = format!("http://{}/files/", tus_node.addr);
     println!("browser tests: sluice {endpoint}, @tus/server {tus_endpoint}, control {}", control.url());
 
-    let mut cmd = cargo();
-    cmd.args(["test", "--no-fail-fast", "-p", "sluice-browser", "--target", WASM_TARGET])
-        .env("SLUICE_TEST_ENDPOINT", &endpoint)
-        .env("SLUICE_TEST_CONTROL", control.url())
-        .env("SLUICE_TEST_TUS", &tus_endpoint)
-        .env("WASM_BINDGEN_TEST_TIMEOUT", "300");
-    if std::env::var_os("CHROMEDRIVER").is_none() {
-        cmd.env("CHROMEDRIVER", "chromedriver");
+    for browser in BROWSERS {
+        let mut cmd = command("wasm-pack");
+        cmd.args(["test", "--headless", browser, CRATE, "--features", "live-tests"])
+            .env("SLUICE_TEST_ENDPOINT", &endpoint)
+            .env("SLUICE_TEST_CONTROL", control.url())
+            .env("SLUICE_TEST_TUS", &tus_endpoint)
+            .env("WASM_BINDGEN_TEST_TIMEOUT", "300");
+        proc::run(&mut cmd)?;
     }
-    proc::run(&mut cmd)?;
-    // The pure modules (backoff, progress, fingerprints, capability parsing) on the host too.
+    // The pure modules (backoff, progress, fingerprints, capability parsing, words) on the host too.
     proc::run(cargo().args(["test", "-p", "sluice-browser", "--lib"]))?;
 
     release_page(&control, &endpoint, work)
@@ -111,21 +122,35 @@ fn npm_install(dir: &Path) -> Result<(), String> {
     std::fs::write(&stamp, lock).map_err(|e| format!("{}: {e}", stamp.display()))
 }
 
-/// Builds the release package: `cargo build --release` then `wasm-bindgen --target web` (never
-/// wasm-opt: Debian's binaryen breaks the module). Returns the package dir.
-pub fn build_release_package() -> Result<PathBuf, String> {
-    proc::run(cargo().args(["build", "--release", "-p", "sluice-browser", "--target", WASM_TARGET]))?;
-    let wasm = target_dir().join(WASM_TARGET).join("release/sluice_browser.wasm");
-    let out = target_dir().join("sluice-browser-pkg");
-    proc::run(command("wasm-bindgen").args(["--target", "web", "--out-dir"]).arg(&out).arg(&wasm))?;
-    Ok(out)
+/// Builds the release package into `out` with `wasm-pack build --release --target web`, with
+/// npm's binaryen first on PATH for `wasm-opt`.
+pub fn build_package(out: &Path) -> Result<(), String> {
+    let root = proc::root();
+    let npm_bin = root.join("tests/node_modules/.bin");
+    for (tool, how) in [
+        ("wasm-pack", "cargo install wasm-pack --locked"),
+        ("wasm-bindgen", "cargo install wasm-bindgen-cli --version 0.2.130"),
+    ] {
+        if proc::probe(command(tool).arg("--version")).is_none() {
+            return Err(format!("{tool} is not installed; run `cargo xtask setup` (or `{how}`)"));
+        }
+    }
+    if !npm_bin.join("wasm-opt").exists() {
+        return Err("npm's binaryen (wasm-opt) is missing; run `cargo xtask setup` (npm ci in tests/)".into());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = std::env::join_paths(std::iter::once(npm_bin).chain(std::env::split_paths(&path)))
+        .map_err(|e| format!("PATH: {e}"))?;
+    let mut cmd = command("wasm-pack");
+    cmd.args(["build", "--release", "--target", "web", "--out-dir"]).arg(out).arg(CRATE).env("PATH", path);
+    proc::run(&mut cmd)
 }
 
 /// Loads the release build in headless Chromium: `tests/release.html` checks a crafted file and
 /// uploads one, then posts `{ok, ...}` to the control server.
 fn release_page(control: &Control, endpoint: &str, work: &Path) -> Result<(), String> {
-    let pkg = build_release_package()?;
-    *control.pkg.lock().map_err(|_| "poisoned")? = Some(pkg);
+    // The package the server embeds, built by `build_release_server` (wasm-opt included).
+    *control.pkg.lock().map_err(|_| "poisoned")? = Some(proc::root().join("web/pkg"));
     let url = format!("{}/release.html?endpoint={endpoint}", control.url());
     let profile = work.join("chromium-profile");
     let mut chromium = Command::new("chromium");

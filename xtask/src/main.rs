@@ -5,13 +5,14 @@
 //! | `setup` | installs what a fresh machine lacks (wasm target, Chromium + chromedriver, wasm-bindgen-cli, clippy/rustfmt, npm packages of `tests/`); quick when all is present |
 //! | `test [--quick] [--long]` | setup, then every check and test suite in order, stopping at the first failure; this is what `.ci/run` calls |
 //! | `test-browser` | the browser suite alone (see `browser.rs`) |
+//! | `build-web` | the wasm package into `web/pkg/` (wasm-pack), which the server's build embeds |
 //! | `run [ARGS...]` | builds the release server and execs `sluice serve ARGS...` |
 //! | `bench [--long] [--runs N] [--only TEXT] [--peers]` | loopback throughput, memory and HEAD latency figures, with `--peers` beside rustus and `@tus/server`; updates `docs/benchmarks.md` |
 //!
 //! Every subcommand returns `Result<(), String>`; `main` prints the error and exits with 1.
 
 mod bench;
-// `browser.rs` runs the browser module's suite (`cargo xtask test-browser`).
+// `browser.rs` builds the browser module's package and runs its suite (`cargo xtask test-browser`).
 mod browser;
 mod http;
 // `peers.rs`: rustus, `@tus/server` and oha for `bench --peers`.
@@ -34,6 +35,7 @@ commands:
                          node interop tests, browser tests
                          --quick: skip fmt and clippy; --long: long campaigns
   test-browser           the browser test suite only
+  build-web              build the wasm package into web/pkg/ (embedded by the server's build)
   run [ARGS...]          build the release server, then exec `sluice serve ARGS...`
   bench [--long] [--runs N] [--only TEXT] [--peers]
                          benchmark figures (writes docs/benchmarks.md); --long adds 8 GiB;
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         "setup" => no_args(rest).and_then(|()| setup::run()),
         "test" => test::Options::parse(rest).and_then(test::run),
         "test-browser" => no_args(rest).and_then(|()| browser::test()),
+        "build-web" => no_args(rest).and_then(|()| run::build_web_package()),
         "run" => run::run(rest),
         "bench" => bench::Options::parse(rest).and_then(bench::run),
         "help" | "-h" | "--help" => {

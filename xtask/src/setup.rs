@@ -1,6 +1,8 @@
 //! `cargo xtask setup`: installs what a fresh machine of the project's kind (Debian 12 with
-//! rustup, cargo, node, npm) lacks. Each step checks first and prints `installed` or `skipped`,
-//! so a second run takes about a second.
+//! rustup, cargo, node, npm) lacks: the wasm target, Chromium and Firefox ESR (apt),
+//! wasm-bindgen-cli, wasm-pack and geckodriver (cargo install), and the npm packages of `tests/`
+//! (which include binaryen, whose `wasm-opt` optimises the release wasm: Debian's breaks it).
+//! Each step checks first and prints `installed` or `skipped`, so a second run takes about a second.
 
 use crate::proc::{self, command, probe};
 use std::path::Path;
@@ -17,9 +19,12 @@ pub fn run() -> Result<(), String> {
     step("rust target wasm32-unknown-unknown", wasm_target)?;
     step("rustup components clippy, rustfmt", components)?;
     step("chromium + chromium-driver (apt)", chromium)?;
+    step("firefox-esr (apt)", firefox)?;
     step("openssl (apt)", openssl)?;
     step("wasm-bindgen-cli", wasm_bindgen)?;
-    step("npm ci in tests/", || npm_ci("tests"))?;
+    step("wasm-pack", wasm_pack)?;
+    step("geckodriver", geckodriver)?;
+    step("npm ci in tests/ (playwright-core, esbuild, binaryen's wasm-opt)", || npm_ci("tests"))?;
     Ok(())
 }
 
@@ -64,8 +69,42 @@ fn chromium() -> Result<Done, String> {
     if Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists() {
         return Ok(Done::Skipped("/usr/bin/chromium and /usr/bin/chromedriver present"));
     }
+    apt_install(&["chromium", "chromium-driver"])?;
+    Ok(Done::Installed)
+}
+
+/// Firefox for `wasm-pack test --firefox` (driven through geckodriver; Playwright's Firefox
+/// builds cannot be downloaded here).
+fn firefox() -> Result<Done, String> {
+    if Path::new("/usr/bin/firefox-esr").exists() {
+        return Ok(Done::Skipped("/usr/bin/firefox-esr present"));
+    }
+    apt_install(&["firefox-esr"])?;
+    Ok(Done::Installed)
+}
+
+fn apt_install(packages: &[&str]) -> Result<(), String> {
     apt(&["update"])?;
-    apt(&["install", "-y", "chromium", "chromium-driver"])?;
+    apt(&[&["install", "-y"][..], packages].concat())
+}
+
+/// wasm-pack builds the npm package and runs the browser tests (`wasm-pack test`).
+fn wasm_pack() -> Result<Done, String> {
+    if probe(command("wasm-pack").arg("--version")).is_some() {
+        return Ok(Done::Skipped("wasm-pack --version answers"));
+    }
+    println!("setup: wasm-pack missing; cargo install takes ~4 min");
+    proc::run(proc::cargo().args(["install", "wasm-pack", "--locked"]))?;
+    Ok(Done::Installed)
+}
+
+/// geckodriver lets `wasm-pack test --firefox` drive Firefox.
+fn geckodriver() -> Result<Done, String> {
+    if probe(command("geckodriver").arg("--version")).is_some() {
+        return Ok(Done::Skipped("geckodriver --version answers"));
+    }
+    println!("setup: geckodriver missing; cargo install takes ~2 min");
+    proc::run(proc::cargo().args(["install", "geckodriver", "--locked"]))?;
     Ok(Done::Installed)
 }
 
@@ -74,8 +113,7 @@ fn openssl() -> Result<Done, String> {
     if Path::new("/usr/bin/openssl").exists() {
         return Ok(Done::Skipped("/usr/bin/openssl present"));
     }
-    apt(&["update"])?;
-    apt(&["install", "-y", "openssl"])?;
+    apt_install(&["openssl"])?;
     Ok(Done::Installed)
 }
 

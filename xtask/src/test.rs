@@ -115,15 +115,16 @@ pub fn run(opts: Options) -> Result<(), String> {
     }
 }
 
-/// `cargo build --release -p sluice-server`, shared with `run` and `bench`.
+/// The wasm package into `web/pkg/`, then `cargo build --release -p sluice-server`, which embeds
+/// it; shared with `run` and `bench`.
 pub fn build_release_server() -> Result<(), String> {
+    crate::run::build_web_package()?;
     proc::run(cargo().args(["build", "--release", "-p", "sluice-server"]))
 }
 
-/// The end-to-end tests in Chromium (the page, the status page) against the release binary,
-/// with the page's wasm package built first.
+/// The end-to-end tests in Chromium (the page, the status page, the npm package) against the
+/// release binary (built with the page's wasm package by the step before).
 fn e2e() -> Result<(), String> {
-    crate::run::build_web_package()?;
     let mut cmd = command("node");
     cmd.args(["--test", "tests/e2e/"]).env("SLUICE_BIN", proc::root().join("target/release/sluice"));
     proc::run(&mut cmd)

@@ -2,12 +2,12 @@
 //! the core crate's; this module only gathers what it needs from a `Blob`:
 //! the name, the size, and at most [`SNIFF_LEN`] leading bytes.
 
+use crate::api::{BatchVerdict, Verdict};
 use crate::blob;
 use crate::error::Result;
-use crate::js;
 use sluice_core::units::format_size;
 use sluice_core::{FileType, Policy, Rejection, SNIFF_LEN};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsCast;
 use web_sys::{Blob, File};
 
 /// What the browser knows about a file without reading it.
@@ -56,28 +56,24 @@ pub async fn check(policy: &Policy, blob: &Blob) -> Result<Checked> {
 }
 
 impl Checked {
-    /// The verdict as a plain JS object (see the `Verdict` TypeScript interface).
-    pub fn to_js(&self) -> JsValue {
-        let obj: JsValue = js_sys::Object::new().into();
-        js::set(&obj, "ok", self.verdict.is_ok());
-        js::set(&obj, "name", self.info.name.clone().map_or(JsValue::NULL, JsValue::from));
-        js::set(&obj, "size", self.info.size as f64);
-        match &self.verdict {
+    /// The verdict as the JS API shows it.
+    pub fn verdict(&self) -> Verdict {
+        let (code, message, mime, label) = match &self.verdict {
             Ok(kind) => {
-                js::set(&obj, "code", JsValue::NULL);
-                js::set(&obj, "mime", kind.mime);
-                js::set(&obj, "label", kind.label);
                 let message = format!("{} ({}): accepted.", capitalise(kind.label), format_size(self.info.size));
-                js::set(&obj, "message", message);
+                (None, message, Some(kind.mime.to_string()), Some(kind.label.to_string()))
             }
-            Err(r) => {
-                js::set(&obj, "code", r.reason.code());
-                js::set(&obj, "mime", JsValue::NULL);
-                js::set(&obj, "label", JsValue::NULL);
-                js::set(&obj, "message", r.message.as_str());
-            }
+            Err(r) => (Some(r.reason.code().to_string()), r.message.clone(), None, None),
+        };
+        Verdict {
+            ok: self.verdict.is_ok(),
+            code,
+            message,
+            name: self.info.name.clone(),
+            size: self.info.size as f64,
+            mime,
+            label,
         }
-        obj
     }
 }
 
@@ -92,35 +88,24 @@ pub async fn check_batch(policy: &Policy, blobs: &[Blob]) -> Result<(Result<(), 
     Ok((batch, files))
 }
 
-/// The batch verdict as a plain JS object (the `BatchVerdict` interface).
-pub fn batch_to_js(batch: &Result<(), Rejection>, files: &[Checked]) -> JsValue {
-    let obj: JsValue = js_sys::Object::new().into();
-    let all_ok = batch.is_ok() && files.iter().all(|f| f.verdict.is_ok());
-    js::set(&obj, "ok", all_ok);
-    match batch {
+/// The batch verdict as the JS API shows it.
+pub fn batch_verdict(batch: &Result<(), Rejection>, files: &[Checked]) -> BatchVerdict {
+    let ok = batch.is_ok() && files.iter().all(|f| f.verdict.is_ok());
+    let (code, message) = match batch {
         Ok(()) => {
-            js::set(&obj, "code", JsValue::NULL);
-            let refused = files.iter().filter(|f| f.verdict.is_err()).count();
-            let message = match refused {
+            let message = match files.iter().filter(|f| f.verdict.is_err()).count() {
                 0 => format!("{} file(s) accepted.", files.len()),
                 n => format!("{n} of {} file(s) refused.", files.len()),
             };
-            js::set(&obj, "message", message);
+            (None, message)
         }
-        Err(r) => {
-            js::set(&obj, "code", r.reason.code());
-            js::set(&obj, "message", r.message.as_str());
-        }
-    }
-    let list = js_sys::Array::new();
-    for f in files {
-        list.push(&f.to_js());
-    }
-    js::set(&obj, "files", list);
-    obj
+        Err(r) => (Some(r.reason.code().to_string()), r.message.clone()),
+    };
+    BatchVerdict { ok, code, message, files: files.iter().map(Checked::verdict).collect() }
 }
 
-fn capitalise(s: &str) -> String {
+/// `"pdf document"` → `"Pdf document"`: the first letter upper-case.
+pub fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }

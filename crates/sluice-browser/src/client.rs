@@ -3,6 +3,7 @@
 //! server that publishes none), and the settings every upload shares.
 
 use crate::error::{code, Error, Result};
+use crate::hashpool::{self, HashPool};
 use crate::http::{self, Req};
 use crate::retry::Backoff;
 use crate::sync::Slots;
@@ -17,8 +18,11 @@ pub const DEFAULT_CONCURRENCY: usize = 3;
 /// Which checksum to send with each chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChecksumChoice {
-    /// The server's first listed algorithm this crate computes.
+    /// The strongest algorithm both ends accept: SHA-256, else CRC-32C, else SHA-1 (whatever
+    /// order the server lists them in).
     Auto,
+    /// The fastest one both ends accept: CRC-32C, else as [`ChecksumChoice::Auto`].
+    Fast,
     /// No checksums (refused later if the policy requires them).
     Off,
     /// This algorithm if the server accepts it, else as [`ChecksumChoice::Auto`].
@@ -42,6 +46,11 @@ pub struct Config {
     pub file_sha256: bool,
     /// Uploads transferring at once.
     pub concurrency: usize,
+    /// Hashing workers (`None`: [`hashpool::default_workers`]; 0: hash on the page's thread).
+    pub hash_workers: Option<usize>,
+    /// Where the workers import this package from (`None`: the glue's own URL, when it is the
+    /// package's file).
+    pub worker_url: Option<String>,
 }
 
 impl Default for Config {
@@ -54,6 +63,8 @@ impl Default for Config {
             check: true,
             file_sha256: false,
             concurrency: DEFAULT_CONCURRENCY,
+            hash_workers: None,
+            worker_url: None,
         }
     }
 }
@@ -87,6 +98,8 @@ pub struct Shared {
     pub config: Config,
     /// Concurrency limit.
     pub slots: Slots,
+    /// Workers hashing chunks off the page's thread, when they could start.
+    pub pool: Option<HashPool>,
 }
 
 impl Shared {
@@ -114,13 +127,39 @@ impl Shared {
         let checksum = choose_checksum(config.checksum, &caps, &policy);
         policy.check_checksum(checksum)?;
         let slots = Slots::new(config.concurrency);
-        Ok(Shared { endpoint, caps, policy, policy_published, checksum, config, slots })
+        let pool = match package_url(&config) {
+            // The whole-file digest reads every byte in order on the page anyway.
+            Some(url) if checksum.is_some() && !config.file_sha256 => {
+                let n = config.hash_workers.unwrap_or_else(hashpool::default_workers);
+                if n == 0 {
+                    None
+                } else {
+                    HashPool::start(n, &url).await
+                }
+            }
+            _ => None,
+        };
+        Ok(Shared { endpoint, caps, policy, policy_published, checksum, config, slots, pool })
     }
 
     /// The chunk size uploads use: the page's choice, capped by the policy.
     pub fn chunk_size(&self) -> u64 {
         self.config.chunk_size.clamp(1, self.policy.max_chunk_size)
     }
+}
+
+/// The URL the hashing workers import the package from: the page's choice, else the glue's own
+/// URL when it is the package's file (a bundle that merged the package is not importable alone).
+fn package_url(config: &Config) -> Option<String> {
+    if config.hash_workers == Some(0) {
+        return None;
+    }
+    if let Some(url) = &config.worker_url {
+        return Some(url.clone());
+    }
+    let own = hashpool::glue_url();
+    let path = web_sys::Url::new(&own).map(|u| u.pathname()).unwrap_or_default();
+    path.ends_with(&format!("/{}", hashpool::PACKAGE_JS)).then_some(own)
 }
 
 /// The policy of a server that publishes none: only what `OPTIONS` says
@@ -136,12 +175,14 @@ pub fn policy_from_capabilities(caps: &Capabilities) -> Result<Policy> {
 
 /// Picks the checksum algorithm: one both the server (`OPTIONS`) and the policy accept.
 pub fn choose_checksum(choice: ChecksumChoice, caps: &Capabilities, policy: &Policy) -> Option<Algorithm> {
-    let accepted = |a: &Algorithm| policy.check_checksum(Some(*a)).is_ok();
-    let auto = || caps.checksum_algorithms.iter().copied().find(accepted);
+    let accepted = |a: &Algorithm| caps.checksum_algorithms.contains(a) && policy.check_checksum(Some(*a)).is_ok();
+    let first_of = |order: &[Algorithm]| order.iter().copied().find(accepted);
+    let auto = || first_of(&[Algorithm::Sha256, Algorithm::Crc32c, Algorithm::Sha1]);
     match choice {
         ChecksumChoice::Off => None,
         ChecksumChoice::Auto => auto(),
-        ChecksumChoice::Prefer(a) if caps.checksum_algorithms.contains(&a) && accepted(&a) => Some(a),
+        ChecksumChoice::Fast => first_of(&[Algorithm::Crc32c]).or_else(auto),
+        ChecksumChoice::Prefer(a) if accepted(&a) => Some(a),
         ChecksumChoice::Prefer(_) => auto(),
     }
 }
@@ -174,9 +215,17 @@ mod tests {
     fn checksum_choice_follows_server_and_policy() {
         let caps = Capabilities::from_headers(Some("creation,checksum"), Some("sha1,sha256"), None);
         let open = Policy::default();
-        assert_eq!(choose_checksum(ChecksumChoice::Auto, &caps, &open), Some(Algorithm::Sha1));
-        assert_eq!(choose_checksum(ChecksumChoice::Prefer(Algorithm::Sha256), &caps, &open), Some(Algorithm::Sha256));
-        assert_eq!(choose_checksum(ChecksumChoice::Prefer(Algorithm::Crc32c), &caps, &open), Some(Algorithm::Sha1));
+        assert_eq!(
+            choose_checksum(ChecksumChoice::Auto, &caps, &open),
+            Some(Algorithm::Sha256),
+            "not sha1 for being first"
+        );
+        assert_eq!(choose_checksum(ChecksumChoice::Prefer(Algorithm::Sha1), &caps, &open), Some(Algorithm::Sha1));
+        assert_eq!(choose_checksum(ChecksumChoice::Prefer(Algorithm::Crc32c), &caps, &open), Some(Algorithm::Sha256));
+        assert_eq!(choose_checksum(ChecksumChoice::Fast, &caps, &open), Some(Algorithm::Sha256), "no crc32c offered");
+        let all = Capabilities::from_headers(Some("checksum"), Some("sha1,crc32c,sha256"), None);
+        assert_eq!(choose_checksum(ChecksumChoice::Fast, &all, &open), Some(Algorithm::Crc32c));
+        assert_eq!(choose_checksum(ChecksumChoice::Auto, &all, &open), Some(Algorithm::Sha256));
         assert_eq!(choose_checksum(ChecksumChoice::Off, &caps, &open), None);
         let sha256_only = Policy::from_json(r#"{"checksum_algorithms":["sha256"]}"#).unwrap();
         assert_eq!(choose_checksum(ChecksumChoice::Auto, &caps, &sha256_only), Some(Algorithm::Sha256));

@@ -38,9 +38,10 @@ impl Error {
         Error { code: code.to_string(), message: message.into(), status: None }
     }
 
-    /// The core reason, when the code is one of the core crate's.
+    /// The core reason: the code when it is one of the core crate's, else what the HTTP
+    /// status means (see [`crate::http::reason_for_status`]).
     pub fn reason(&self) -> Option<Reason> {
-        Reason::from_code(&self.code)
+        Reason::from_code(&self.code).or_else(|| self.status.and_then(crate::http::reason_for_status))
     }
 
     /// Converts to a JS `Error` carrying `code` (and `status`) properties.

@@ -80,16 +80,7 @@ impl Reply {
         let (code, message) = match parsed {
             Some((code, message)) if !code.is_empty() => (code, message),
             _ => {
-                let reason = match status {
-                    404 => Some(Reason::UploadNotFound),
-                    409 => Some(Reason::OffsetMismatch),
-                    410 => Some(Reason::UploadGone),
-                    413 => Some(Reason::FileTooLarge),
-                    415 => Some(Reason::InvalidContentType),
-                    423 => Some(Reason::UploadLocked),
-                    460 => Some(Reason::ChecksumMismatch),
-                    _ => None,
-                };
+                let reason = reason_for_status(status);
                 let detail = body.trim();
                 let detail =
                     if detail.is_empty() || detail.len() > 300 { String::new() } else { format!(": {detail}") };
@@ -99,6 +90,27 @@ impl Reply {
         };
         Error { code, message, status: Some(status) }
     }
+}
+
+/// The reason a status means when a server sent no code of its own (any tus server). Only here
+/// does a status number become a reason; what to do about it is [`Reason::is_transient`]'s call.
+pub fn reason_for_status(status: u16) -> Option<Reason> {
+    Some(match status {
+        404 => Reason::UploadNotFound,
+        408 => Reason::IdleTimeout,
+        409 => Reason::OffsetMismatch,
+        410 => Reason::UploadGone,
+        413 => Reason::FileTooLarge,
+        415 => Reason::InvalidContentType,
+        423 => Reason::UploadLocked,
+        429 => Reason::RateLimited,
+        460 => Reason::ChecksumMismatch,
+        500 => Reason::Internal,
+        // A gateway or the server says it is down for now.
+        502..=504 => Reason::BackendUnavailable,
+        507 => Reason::StorageFull,
+        _ => return None,
+    })
 }
 
 /// A request in flight: `fetch` has been called, the answer is not awaited yet.

@@ -1,26 +1,29 @@
 //! When to try again and how long to wait: exponential backoff with jitter,
 //! overridden by a server's `Retry-After`. Pure logic, tested natively.
 
+use sluice_core::Reason;
+
 /// What to do after a failed request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Transient: wait and try again (network error, 5xx, 423, 429, 460).
+    /// Transient: wait and try again (no answer, or a reason core calls transient).
     Retry,
-    /// The server's offset is not ours (409): re-read it and continue.
+    /// The server's offset is not ours (`offset_mismatch`): re-read it and continue.
     Resync,
     /// A refusal that will not change by trying again.
     Stop,
 }
 
-/// Classifies an HTTP status of a failed tus request (`None` = no response: network error).
-pub fn classify(status: Option<u16>) -> Verdict {
-    match status {
-        None => Verdict::Retry,
-        Some(409) => Verdict::Resync,
-        // 460: the chunk arrived corrupted; sending it again may well succeed.
-        Some(408 | 423 | 429 | 460) => Verdict::Retry,
-        Some(s) if s >= 500 => Verdict::Retry,
-        Some(_) => Verdict::Stop,
+/// Decides after a failed request. `reason` is the server's reason code (or the one its status
+/// means, see [`crate::http::Reply::error`]); `None` with no answer at all is a network error.
+/// Core's [`Reason::is_transient`] decides, so `507 storage_full` stops at once while
+/// `503 server_busy` waits its `Retry-After`.
+pub fn decide(answered: bool, reason: Option<Reason>) -> Verdict {
+    match reason {
+        _ if !answered => Verdict::Retry,
+        Some(Reason::OffsetMismatch) => Verdict::Resync,
+        Some(r) if r.is_transient() => Verdict::Retry,
+        _ => Verdict::Stop,
     }
 }
 
@@ -71,15 +74,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statuses() {
-        assert_eq!(classify(None), Verdict::Retry);
-        for s in [423, 429, 460, 500, 502, 503, 504] {
-            assert_eq!(classify(Some(s)), Verdict::Retry, "{s}");
+    fn reasons_decide_not_statuses() {
+        assert_eq!(decide(false, None), Verdict::Retry, "no answer: network error");
+        for r in [Reason::ServerBusy, Reason::UploadLocked, Reason::ChecksumMismatch, Reason::TooManyUploads] {
+            assert_eq!(decide(true, Some(r)), Verdict::Retry, "{r}");
         }
-        assert_eq!(classify(Some(409)), Verdict::Resync);
-        for s in [400, 403, 404, 410, 413, 415] {
-            assert_eq!(classify(Some(s)), Verdict::Stop, "{s}");
+        assert_eq!(decide(true, Some(Reason::OffsetMismatch)), Verdict::Resync);
+        for r in [Reason::StorageFull, Reason::FileTooLarge, Reason::UploadGone, Reason::Internal] {
+            assert_eq!(decide(true, Some(r)), Verdict::Stop, "{r}");
         }
+        assert_eq!(decide(true, None), Verdict::Stop, "an unknown answer is not retried blindly");
     }
 
     #[test]

@@ -6,11 +6,13 @@
 //! the next chunk while the current one is on the wire, so hashing and
 //! sending overlap.
 
+use crate::api::Progress;
 use crate::blob::{self, Reader};
 use crate::check::{self, Checked};
 use crate::client::Shared;
 use crate::error::{code, Error, Result};
 use crate::fingerprint::{self, Store};
+use crate::hashpool::HashJob;
 use crate::http::{Failure, Reply};
 use crate::js;
 use crate::progress::Meter;
@@ -27,49 +29,7 @@ use std::rc::Rc;
 use wasm_bindgen::JsValue;
 use web_sys::{AbortController, Blob};
 
-/// Where an upload stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Created, not started.
-    Idle,
-    /// Reading the leading bytes and checking the file.
-    Checking,
-    /// Waiting for a free slot (concurrency limit).
-    Queued,
-    /// Sending.
-    Uploading,
-    /// Paused by the page.
-    Paused,
-    /// Waiting before trying again after a failure.
-    Retrying,
-    /// Every byte acknowledged.
-    Done,
-    /// Stopped by an error.
-    Failed,
-    /// Cancelled by the page (and terminated on the server).
-    Cancelled,
-}
-
-impl Phase {
-    /// The name the JS API uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Idle => "idle",
-            Phase::Checking => "checking",
-            Phase::Queued => "queued",
-            Phase::Uploading => "uploading",
-            Phase::Paused => "paused",
-            Phase::Retrying => "retrying",
-            Phase::Done => "done",
-            Phase::Failed => "failed",
-            Phase::Cancelled => "cancelled",
-        }
-    }
-
-    fn is_final(self) -> bool {
-        matches!(self, Phase::Done | Phase::Failed | Phase::Cancelled)
-    }
-}
+pub use crate::api::UploadState as Phase;
 
 /// Callbacks and per-upload options from the page.
 #[derive(Default)]
@@ -119,6 +79,12 @@ pub struct Upload {
     hooks: Hooks,
     state: RefCell<State>,
     signal: Signal,
+}
+
+/// A chunk's checksum: known, or being computed by a worker.
+enum Prepared {
+    Done(Option<String>),
+    Worker(HashJob),
 }
 
 /// The whole-file SHA-256, fed each byte exactly once and in order even when
@@ -304,7 +270,7 @@ impl Upload {
         let mut reader = Reader::new();
         let mut file_digest =
             shared.config.file_sha256.then(|| FileDigest { hasher: Algorithm::Sha256.hasher(), pos: 0 });
-        let mut prepared: Option<(Range<u64>, Option<String>)> = None;
+        let mut prepared: Option<(Range<u64>, Prepared)> = None;
         let mut need_sync = false;
         loop {
             if self.checkpoint().await? || need_sync {
@@ -319,18 +285,21 @@ impl Upload {
             }
             let Some(range) = chunk::plan(offset, size, chunk_size).next() else { break };
             let checksum = match prepared.take() {
-                Some((r, c)) if r == range => c,
-                _ => self.digest(&mut reader, range.clone(), algorithm, file_digest.as_mut()).await?,
+                Some((r, p)) if r == range => self.finish_hash(&mut reader, range.clone(), algorithm, p).await?,
+                _ => {
+                    let p = self.start_hash(&mut reader, range.clone(), algorithm, file_digest.as_mut()).await?;
+                    self.finish_hash(&mut reader, range.clone(), algorithm, p).await?
+                }
             };
             let controller = AbortController::new().map_err(|e| Error::new(code::READ_ERROR, js::describe(&e)))?;
             let signal = controller.signal();
             self.state.borrow_mut().abort = Some(controller);
             let body = blob::slice(&self.file, range.clone())?;
             let pending = tus::patch(&url, offset, body, checksum.clone(), Some(&signal));
-            // While this chunk is on the wire, hash the next one.
+            // While this chunk is on the wire, hash the next one (in a worker when there is one).
             if let Some(next) = chunk::plan(range.end, size, chunk_size).next() {
-                let c = self.digest(&mut reader, next.clone(), algorithm, file_digest.as_mut()).await?;
-                prepared = Some((next, c));
+                let p = self.start_hash(&mut reader, next.clone(), algorithm, file_digest.as_mut()).await?;
+                prepared = Some((next, p));
             }
             let result = match pending {
                 Ok(p) => p.reply().await,
@@ -351,7 +320,7 @@ impl Upload {
                 }
                 Ok(reply) => {
                     let err = self.refusal(&reply, &checked).await;
-                    match retry::classify(Some(reply.status)) {
+                    match retry::decide(true, err.reason()) {
                         Verdict::Resync => {
                             self.count_retry(&mut failures, err)?;
                             need_sync = true;
@@ -402,7 +371,7 @@ impl Upload {
                 Ok(reply) if reply.ok() => return tus::location(&reply, endpoint),
                 Ok(reply) => {
                     let err = self.refusal(&reply, checked).await;
-                    match retry::classify(Some(reply.status)) {
+                    match retry::decide(true, err.reason()) {
                         Verdict::Retry => self.backoff(failures, reply.retry_after_ms(), err).await?,
                         _ => return Err(err),
                     }
@@ -441,7 +410,7 @@ impl Upload {
                 }
                 Ok(reply) => {
                     let err = self.refusal(&reply, checked).await;
-                    match retry::classify(Some(reply.status)) {
+                    match retry::decide(true, err.reason()) {
                         Verdict::Retry => self.backoff(failures, reply.retry_after_ms(), err).await?,
                         _ => return Err(err),
                     }
@@ -449,6 +418,44 @@ impl Upload {
                 Err(Failure::Aborted) => {}
                 Err(f) => self.backoff(failures, None, f.into_error(url)).await?,
             }
+        }
+    }
+
+    /// Starts the checksum of `range`: handed to a hashing worker when the client has them (and
+    /// no whole-file digest needs the bytes here), else computed now on this thread.
+    async fn start_hash(
+        &self,
+        reader: &mut Reader,
+        range: Range<u64>,
+        algorithm: Option<Algorithm>,
+        file: Option<&mut FileDigest>,
+    ) -> Result<Prepared> {
+        if let (Some(pool), Some(algorithm), None) = (&self.shared.pool, algorithm, &file) {
+            if let Ok(job) = pool.hash(&self.file, range.clone(), algorithm) {
+                return Ok(Prepared::Worker(job));
+            }
+        }
+        Ok(Prepared::Done(self.digest(reader, range, algorithm, file).await?))
+    }
+
+    /// The checksum a [`Upload::start_hash`] prepared. Should a worker fail, the chunk is hashed
+    /// here instead (a file that really cannot be read fails here too, with its own error).
+    async fn finish_hash(
+        &self,
+        reader: &mut Reader,
+        range: Range<u64>,
+        algorithm: Option<Algorithm>,
+        prepared: Prepared,
+    ) -> Result<Option<String>> {
+        match prepared {
+            Prepared::Done(c) => Ok(c),
+            Prepared::Worker(job) => match job.value().await {
+                Ok(c) => Ok(Some(c)),
+                Err(e) => {
+                    web_sys::console::warn_1(&format!("sluice: {e}; hashing this chunk on the page").into());
+                    self.digest(reader, range, algorithm, None).await
+                }
+            },
         }
     }
 
@@ -583,17 +590,17 @@ impl Upload {
             st.offset = offset;
             st.meter.record(js::now_ms(), offset);
             let Some((range, checksum)) = chunk else { return };
-            let p: JsValue = js_sys::Object::new().into();
-            js::set(&p, "uploaded", offset as f64);
-            js::set(&p, "total", size as f64);
-            js::set(&p, "fraction", if size == 0 { 1.0 } else { offset as f64 / size as f64 });
-            js::set(&p, "bytesPerSecond", st.meter.bytes_per_second());
-            js::set(&p, "etaSeconds", st.meter.eta_seconds(size).map_or(JsValue::NULL, JsValue::from));
-            js::set(&p, "chunkStart", range.start as f64);
-            js::set(&p, "chunkEnd", range.end as f64);
-            js::set(&p, "checksum", checksum.map_or(JsValue::NULL, JsValue::from));
-            js::set(&p, "retries", st.retries);
-            p
+            crate::api::to_js(&Progress {
+                uploaded: offset as f64,
+                total: size as f64,
+                fraction: if size == 0 { 1.0 } else { offset as f64 / size as f64 },
+                bytes_per_second: st.meter.bytes_per_second(),
+                eta_seconds: st.meter.eta_seconds(size),
+                chunk_start: range.start as f64,
+                chunk_end: range.end as f64,
+                checksum,
+                retries: st.retries,
+            })
         };
         if let Some(f) = &self.hooks.on_progress {
             let _ = f.call1(&JsValue::NULL, &progress);

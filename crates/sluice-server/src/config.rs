@@ -77,7 +77,7 @@ pub struct ServeArgs {
     #[arg(long = "cors-origin", env = "SLUICE_CORS_ORIGINS", value_delimiter = ',', default_value = "*")]
     pub cors_origins: Vec<String>,
 
-    /// Directory served at `/`: the upload page and its wasm package (`cargo xtask run` builds it); a placeholder page if omitted.
+    /// Directory served at `/` instead of the upload page embedded at build time (for working on the page: `web/` after `cargo xtask build-web`).
     #[arg(long, env = "SLUICE_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
 

@@ -49,6 +49,7 @@ pub mod secret;
 pub mod server;
 pub mod status;
 pub mod store;
+mod web_assets;
 
 use actix_cors::Cors;
 use actix_web::http::Method;
@@ -219,9 +220,8 @@ pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut ServiceConfig) + Cl
                     Some(dir) => {
                         cfg.service(actix_files::Files::new("/", dir).index_file("index.html"));
                     }
-                    None => {
-                        cfg.route("/", web::get().to(page));
-                    }
+                    // The page embedded at build time (or a placeholder saying how to get it).
+                    None => web_assets::routes(cfg),
                 }),
         );
     }
@@ -285,8 +285,4 @@ async fn close_after_refused_body(
         response.response_mut().head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
     }
     Ok(response)
-}
-
-async fn page() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(include_str!("../../../web/index.html"))
 }

@@ -1,5 +1,5 @@
 //! Helpers shared by the browser test binaries: where the servers are (set by
-//! `cargo xtask test-browser` at compile time), crafted files, raw tus
+//! `cargo xtask test-browser` at compile time, for the `live-tests` binaries only), crafted files, raw tus
 //! requests, native (SubtleCrypto) digests, and a recorder of progress events.
 #![allow(dead_code)]
 
@@ -61,6 +61,8 @@ export async function post(url) {
   const r = await fetch(url, { method: "POST" });
   return r.status;
 }
+export function blobBytes(blob) { return blob.arrayBuffer(); }
+export function makeResponse(status, body) { return new Response(body === "" ? null : body, { status }); }
 export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 export function storedKeys() {
   const keys = [];
@@ -82,6 +84,12 @@ extern "C" {
     #[wasm_bindgen(js_name = rawPatch)]
     fn raw_patch(url: &str, offset: f64, blob: &Blob) -> Promise;
     fn post(url: &str) -> Promise;
+    /// `blob.arrayBuffer()`.
+    #[wasm_bindgen(js_name = blobBytes)]
+    pub fn blob_bytes(blob: &Blob) -> Promise;
+    /// `new Response(body, {status})` (no body when empty).
+    #[wasm_bindgen(js_name = makeResponse)]
+    pub fn response(status: u16, body: &str) -> web_sys::Response;
     #[wasm_bindgen(js_name = sleep)]
     fn sleep_js(ms: f64) -> Promise;
     /// Keys this crate stored in `localStorage`.
