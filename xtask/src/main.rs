@@ -2,7 +2,7 @@
 //!
 //! | command | what it does |
 //! |---|---|
-//! | `setup` | installs what a fresh machine lacks (wasm target, Chromium + chromedriver, wasm-bindgen-cli, clippy/rustfmt, npm packages of `tests/`); quick when all is present |
+//! | `setup` | installs what a fresh machine lacks (wasm target, Chromium + chromedriver, wasm-bindgen-cli, clippy/rustfmt, npm packages of `tests/`, PostgreSQL); quick when all is present |
 //! | `test [--quick] [--long]` | setup, then every check and test suite in order, stopping at the first failure; this is what `.ci/run` calls |
 //! | `test-browser` | the browser suite alone (see `browser.rs`) |
 //! | `build-web` | the wasm package into `web/pkg/` (wasm-pack), which the server's build embeds |
@@ -20,6 +20,7 @@ mod peers;
 mod proc;
 mod report;
 mod run;
+mod services;
 mod setup;
 mod test;
 

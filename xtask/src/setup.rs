@@ -25,6 +25,7 @@ pub fn run() -> Result<(), String> {
     step("wasm-pack", wasm_pack)?;
     step("geckodriver", geckodriver)?;
     step("npm ci in tests/ (playwright-core, esbuild, binaryen's wasm-opt)", || npm_ci("tests"))?;
+    step("postgresql (apt)", postgresql)?;
     Ok(())
 }
 
@@ -83,8 +84,12 @@ fn firefox() -> Result<Done, String> {
     Ok(Done::Installed)
 }
 
+/// `apt-get install -y PACKAGES`, after one `apt-get update` per setup run.
 fn apt_install(packages: &[&str]) -> Result<(), String> {
-    apt(&["update"])?;
+    static UPDATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !UPDATED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        apt(&["update"])?;
+    }
     apt(&[&["install", "-y"][..], packages].concat())
 }
 
@@ -114,6 +119,15 @@ fn openssl() -> Result<Done, String> {
         return Ok(Done::Skipped("/usr/bin/openssl present"));
     }
     apt_install(&["openssl"])?;
+    Ok(Done::Installed)
+}
+
+/// PostgreSQL for the tests of `--state postgres://…` (xtask's services.rs runs it).
+fn postgresql() -> Result<Done, String> {
+    if crate::services::postgres_bin().is_some() {
+        return Ok(Done::Skipped("initdb and pg_ctl present"));
+    }
+    apt_install(&["postgresql"])?;
     Ok(Done::Installed)
 }
 

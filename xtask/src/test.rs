@@ -2,6 +2,7 @@
 //! banner; the first failure stops the run; a summary of times per step closes it.
 
 use crate::proc::{self, cargo, command};
+use crate::services;
 use std::time::{Duration, Instant};
 
 /// Flags of `cargo xtask test`.
@@ -51,7 +52,15 @@ pub fn run(opts: Options) -> Result<(), String> {
         "sluice-core for wasm32",
         Box::new(|| proc::run(cargo().args(["check", "-p", "sluice-core", "--target", "wasm32-unknown-unknown"]))),
     ));
-    steps.push(("cargo test", Box::new(|| proc::run(cargo().args(["test", "--workspace"])))));
+    steps.push((
+        "cargo test",
+        Box::new(|| {
+            // PostgreSQL suites (contract, locks, several instances) need a server: a throwaway
+            // one for this step, stopped when it ends (services.rs).
+            let postgres = services::Postgres::start()?;
+            proc::run(cargo().args(["test", "--workspace"]).env("SLUICE_TEST_POSTGRES", postgres.url()))
+        }),
+    ));
     steps.push((
         "in-process tests, memory store",
         Box::new(|| {
@@ -63,6 +72,19 @@ pub fn run(opts: Options) -> Result<(), String> {
                 cmd.args(["--test", suite]);
             }
             proc::run(cmd.env("SLUICE_TEST_STORE", "memory"))
+        }),
+    ));
+    steps.push((
+        "in-process tests, PostgreSQL state",
+        Box::new(|| {
+            // The protocol tables again, over PostgreSQL records and locks (bytes on disk).
+            let postgres = services::Postgres::start()?;
+            let mut cmd = cargo();
+            cmd.args(["test", "-p", "sluice-server"]);
+            for suite in IN_PROCESS_SUITES {
+                cmd.args(["--test", suite]);
+            }
+            proc::run(cmd.env("SLUICE_TEST_STORE", "postgres").env("SLUICE_TEST_POSTGRES", postgres.url()))
         }),
     ));
     steps.push(("release build", Box::new(build_release_server)));

@@ -8,7 +8,7 @@ use crate::auth::AuthKey;
 use crate::client::{Cidr, ForwardedHeader, TrustedProxies};
 use crate::hooks::Hooks;
 use crate::secret::Secret;
-use crate::server::{LogFormat, ServerConfig};
+use crate::server::{LogFormat, ServerConfig, StateConfig};
 use crate::Settings;
 use clap::{Args, Parser, Subcommand};
 use sluice_core::{units, Policy, Rejection};
@@ -173,7 +173,8 @@ pub struct ServeArgs {
     pub auth_public_key: Option<PathBuf>,
 
     /// Key for ids derived from client-supplied identifiers (Flow.js), hex or base64, at least 32 bytes;
-    /// default: DATA_DIR/secret.key, created on first start. Instances sharing uploads need the same one.
+    /// default: DATA_DIR/secret.key, created on first start, or with --state postgres://… one kept in the database
+    /// for every instance. Instances sharing uploads need the same one.
     #[arg(long, env = "SLUICE_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
 
@@ -192,6 +193,39 @@ pub struct ServeArgs {
     /// Log format on stderr.
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// Where upload records and locks live: `local` (records in --data-dir, locks in this process) or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DB`, shared by every instance (tables are created on first start).
+    #[arg(long, env = "SLUICE_STATE", default_value = "local", hide_env_values = true)]
+    pub state: String,
+
+    /// With PostgreSQL state: connections this instance keeps open at most.
+    #[arg(long, env = "SLUICE_STATE_POOL_SIZE", default_value_t = 16)]
+    pub state_pool_size: usize,
+
+    /// With PostgreSQL state: a lock not renewed for this long lapses (its instance died), and the upload
+    /// resumes on another instance. Renewed every third of it while held.
+    #[arg(long, env = "SLUICE_LOCK_LEASE", default_value = "10s", value_parser = units::parse_span)]
+    pub lock_lease: Duration,
+}
+
+impl ServeArgs {
+    /// Where records and locks live, from `--state` and its tuning flags.
+    fn state_config(&self) -> Result<StateConfig, String> {
+        if self.state == "local" {
+            return Ok(StateConfig::Local);
+        }
+        if !(self.state.starts_with("postgres://") || self.state.starts_with("postgresql://")) {
+            return Err("--state must be `local` or postgres://USER:PASSWORD@HOST:PORT/DB".into());
+        }
+        if self.state_pool_size == 0 {
+            return Err("--state-pool-size must be at least 1".into());
+        }
+        if self.lock_lease < Duration::from_secs(1) {
+            return Err("--lock-lease must be at least 1s".into());
+        }
+        Ok(StateConfig::Postgres { url: self.state.clone(), pool_size: self.state_pool_size, lease: self.lock_lease })
+    }
 }
 
 /// Reads a policy file: JSON if it ends in `.json`, TOML otherwise.
@@ -228,8 +262,12 @@ impl ServeArgs {
         }
         std::fs::create_dir_all(&self.data_dir)
             .map_err(|e| format!("cannot create --data-dir {}: {e}", self.data_dir.display()))?;
+        let state = self.state_config()?;
+        // With shared state and no --secret, every instance takes the database's secret (at start-up).
+        let secret_from_state = state != StateConfig::Local && self.secret.is_none();
         let secret = match &self.secret {
             Some(text) => Secret::parse(text).map_err(|e| format!("--secret: {e}"))?,
+            None if secret_from_state => Secret::random().map_err(|e| format!("cannot draw a random secret: {e}"))?,
             None => {
                 let key = self.data_dir.join("secret.key");
                 Secret::load_or_create(&key).map_err(|e| format!("cannot read or create {}: {e}", key.display()))?
@@ -265,6 +303,8 @@ impl ServeArgs {
             ops_listen: self.ops_listen,
             fsync: self.fsync,
             shutdown_grace: self.shutdown_grace,
+            state,
+            secret_from_state,
             settings: Settings {
                 allow_download: !self.no_download,
                 cors_origins: self.cors_origins,
@@ -291,5 +331,49 @@ impl ServeArgs {
                 },
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(flags: &[&str]) -> Result<ServerConfig, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let data_dir = dir.path().to_str().ok_or("path")?.to_string();
+        let args = ["sluice", "serve", "--data-dir", &data_dir].into_iter().chain(flags.iter().copied());
+        match Cli::try_parse_from(args).map_err(|e| e.to_string())?.command {
+            Command::Serve(args) => args.into_config(),
+            _ => Err("not serve".into()),
+        }
+    }
+
+    #[test]
+    fn state_is_local_or_a_postgres_url() {
+        let local = serve(&[]).expect("default");
+        assert_eq!((local.state, local.secret_from_state), (StateConfig::Local, false));
+        let pg = serve(&["--state", "postgres://u:p@127.0.0.1:5432/db", "--lock-lease", "3s"]).expect("postgres");
+        assert!(pg.secret_from_state, "instances share the database's secret");
+        let hex = "ab".repeat(32);
+        let given = serve(&["--state", "postgres://h/db", "--secret", &hex]).expect("postgres with --secret");
+        assert!(!given.secret_from_state, "--secret wins over the database's");
+        assert_eq!(given.settings.secret.bytes(), &[0xab; 32]);
+        assert_eq!(
+            pg.state,
+            StateConfig::Postgres {
+                url: "postgres://u:p@127.0.0.1:5432/db".into(),
+                pool_size: 16,
+                lease: Duration::from_secs(3)
+            }
+        );
+        let refused = [
+            &["--state", "mysql://x"][..],
+            &["--state", "postgres://h/db", "--state-pool-size", "0"],
+            &["--state", "postgres://h/db", "--lock-lease", "999ms"],
+        ];
+        for flags in refused {
+            let error = serve(flags).expect_err("refused");
+            assert!(error.contains("--state") || error.contains("--lock-lease"), "{flags:?}: {error}");
+        }
     }
 }

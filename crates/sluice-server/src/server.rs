@@ -1,4 +1,4 @@
-//! The composition root: picks the backend, starts the sweeper and the HTTP listeners.
+//! The composition root: picks the backends (`--state`), starts the sweeper and the HTTP listeners.
 //!
 //! The public listener admits each connection through the [`Gate`] at accept time (a cap per
 //! client address and a ceiling) and times every request head ([`Connection`]); the optional
@@ -7,6 +7,9 @@
 use crate::client::TrustedProxies;
 use crate::connection::{self, Connection, ConnectionLimits, Gate};
 use crate::engine::expiry;
+use crate::lock::PgLocks;
+use crate::store::fs;
+use crate::store::postgres::Postgres;
 use crate::{configure, ops, status, AppState, Backends, Settings};
 use actix_http::{HttpService, KeepAlive, Protocol};
 use actix_service::{fn_service, map_config, ServiceFactoryExt as _};
@@ -18,7 +21,9 @@ use sluice_core::Policy;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -60,6 +65,26 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Behaviour switches shared with handlers.
     pub settings: Settings,
+    /// Where records and locks live.
+    pub state: StateConfig,
+    /// Whether the Flow.js id secret comes from the shared state (replacing `settings.secret`).
+    pub secret_from_state: bool,
+}
+
+/// Where upload records and locks live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateConfig {
+    /// Records in the data directory, locks in this process (one instance).
+    Local,
+    /// Records, locks and shared settings in PostgreSQL (any number of instances).
+    Postgres {
+        /// `postgres://USER:PASSWORD@HOST:PORT/DB`.
+        url: String,
+        /// Connections kept at most.
+        pool_size: usize,
+        /// How long a lock lives without renewal.
+        lease: Duration,
+    },
 }
 
 /// Pending connections the kernel queues for each listener (capped by `net.core.somaxconn`):
@@ -76,13 +101,20 @@ const KEEP_ALIVE: Duration = Duration::from_secs(5);
 ///
 /// Prints `listening on http://ADDR` on stdout once bound, so scripts that
 /// pass port 0 learn the port (then `ops listening on http://ADDR` with `--ops-listen`).
-pub async fn run(config: ServerConfig) -> io::Result<()> {
+pub async fn run(mut config: ServerConfig) -> io::Result<()> {
     raise_open_files_limit(config.max_connections + OPS_CONNECTIONS);
-    let backends = Backends::local(&config.data_dir, config.fsync, config.settings.takeover_wait)?;
+    let backends = match config.state.clone() {
+        StateConfig::Local => {
+            let backends = Backends::local(&config.data_dir, config.fsync, config.settings.takeover_wait)?;
+            tracing::info!(records = "filesystem", locks = "in-process", "state ready");
+            backends
+        }
+        StateConfig::Postgres { url, pool_size, lease } => {
+            postgres_backends(&mut config, &url, pool_size, lease).await?
+        }
+    };
     tracing::info!(
-        records = "filesystem",
         bytes = "filesystem",
-        locks = "in-process",
         dir = %config.data_dir.join("uploads").display(),
         max_file_size = config.policy.max_file_size,
         memory_budget = config.settings.memory_budget,
@@ -178,6 +210,51 @@ pub async fn run(config: ServerConfig) -> io::Result<()> {
     server.await
 }
 
+/// Records, locks and the shared secret in PostgreSQL (its schema created or upgraded
+/// first); bytes on the disk under the data directory.
+async fn postgres_backends(
+    config: &mut ServerConfig,
+    url: &str,
+    pool_size: usize,
+    lease: Duration,
+) -> io::Result<Backends> {
+    let unreachable =
+        |e: &dyn std::fmt::Display| io::Error::other(format!("PostgreSQL state ({}): {e}", redacted(url)));
+    let pg = Postgres::open(url, pool_size).await.map_err(|e| unreachable(&e))?;
+    if config.secret_from_state {
+        config.settings.secret = pg.shared_secret().await.map_err(|e| unreachable(&e))?;
+    }
+    let shutdown = CancellationToken::new();
+    let locks = PgLocks::open(pg.pool().clone(), config.settings.takeover_wait, lease, shutdown.clone())
+        .await
+        .map_err(|e| unreachable(&e))?;
+    tracing::info!(
+        records = "postgresql",
+        locks = "postgresql",
+        database = %redacted(url),
+        pool_size,
+        lock_lease = ?lease,
+        shared_secret = config.secret_from_state,
+        "state ready"
+    );
+    Ok(Backends {
+        records: Arc::new(pg.records()),
+        bytes: Arc::new(fs::open_bytes(&config.data_dir, config.fsync)?),
+        locks: Arc::new(locks),
+        shutdown,
+    })
+}
+
+/// A database URL without its password, for logs.
+fn redacted(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return url.to_string() };
+    let Some(at) = url[scheme_end..].find('@').map(|i| i + scheme_end) else { return url.to_string() };
+    match url[scheme_end..at].find(':') {
+        Some(colon) => format!("{}:***{}", &url[..scheme_end + colon], &url[at..]),
+        None => url.to_string(),
+    }
+}
+
 /// Binds every address `addr` resolves to, with a deep accept queue.
 fn bind(addr: &str) -> io::Result<Vec<TcpListener>> {
     let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
@@ -248,4 +325,14 @@ async fn shut_down_on_signal(
     tracing::info!("grace period over: ending in-flight uploads, keeping what arrived");
     state.engine.shutdown.cancel();
     stopped.await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(super::redacted("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(super::redacted("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redacted("postgres://h/db"), "postgres://h/db");
+    }
 }

@@ -18,8 +18,10 @@
 //! cancellation if renewal fails.
 
 pub mod memory;
+pub mod postgres;
 
 pub use memory::MemoryLocks;
+pub use postgres::PgLocks;
 
 use crate::id::UploadId;
 use crate::store::Fence;

@@ -7,7 +7,8 @@
 //!   delete and an optional fast path for joining uploads.
 //!
 //! The embedded default is the local disk ([`fs`]); [`memory`] keeps both in RAM
-//! (tests, and proof that the seams are not shaped around files). Every backend
+//! (tests, and proof that the seams are not shaped around files); [`postgres`] keeps
+//! records in PostgreSQL, shared by every instance. Every backend
 //! passes the same contract (`contract`, behind the `testing` feature).
 //!
 //! **The record is the truth.** An offset is acknowledged only once the record
@@ -18,6 +19,7 @@
 pub mod contract;
 pub mod fs;
 pub mod memory;
+pub mod postgres;
 mod record;
 mod usage;
 

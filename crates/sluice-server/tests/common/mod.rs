@@ -1,8 +1,11 @@
 //! Shared harness for the in-process protocol tests: a real app driven through
 //! actix's test service, and a table runner. The backend is the file system in a
-//! temporary directory, or the in-memory stores with `SLUICE_TEST_STORE=memory`
-//! (`cargo xtask test` runs these tests against both).
+//! temporary directory, the in-memory stores with `SLUICE_TEST_STORE=memory`, or
+//! PostgreSQL records and locks (in a schema of their own on `SLUICE_TEST_POSTGRES`) with
+//! bytes on disk with `SLUICE_TEST_STORE=postgres` (`cargo xtask test` runs all three).
 #![allow(dead_code, missing_docs)]
+
+pub mod pg;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
@@ -74,7 +77,9 @@ pub async fn harness_with(
 {
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = sluice_core::Policy::from_toml(policy_toml).expect("policy");
-    let (backends, memory) = if in_memory() {
+    let (backends, memory) = if std::env::var("SLUICE_TEST_STORE").is_ok_and(|v| v == "postgres") {
+        (pg::backends(dir.path(), settings.takeover_wait).await, None)
+    } else if in_memory() {
         let bytes = Arc::new(MemoryBytes::default());
         let mut backends = Backends::memory(settings.takeover_wait);
         backends.records = Arc::new(MemoryRecords::default());

@@ -43,3 +43,11 @@ pub fn open(data_dir: impl AsRef<Path>, durable: bool) -> io::Result<(FsRecords,
     records.reconcile(&bytes)?;
     Ok((records, bytes))
 }
+
+/// The byte store alone under `data_dir` (records kept elsewhere, such as PostgreSQL).
+/// Bytes past a record's offset are overwritten by the next append, so no repair is needed.
+pub fn open_bytes(data_dir: impl AsRef<Path>, durable: bool) -> io::Result<FsBytes> {
+    let dir = data_dir.as_ref().join("uploads");
+    fs::create_dir_all(&dir)?;
+    Ok(FsBytes::new(&dir, durable))
+}

@@ -1,0 +1,180 @@
+//! Several `sluice serve --state postgres://…` processes sharing one database and one data
+//! directory (bytes on a shared disk), as behind a load balancer: an upload moves freely
+//! between instances, a reader on one stops a writer on another, a killed instance's
+//! uploads resume on another with nothing acknowledged lost, and a database that goes
+//! away answers 503 + Retry-After until it is back. Skipped (with a notice) without
+//! `SLUICE_TEST_POSTGRES`; `SLUICE_LONG=1` runs 20 kills instead of 3.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod blackbox;
+#[path = "common/pg.rs"]
+#[allow(dead_code)]
+mod pg;
+
+use blackbox::{data, patch_headers, read_reply, read_response, send_head, sha, stored, Server};
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The lease of the instances under test: a killed instance's uploads resume after it.
+const LEASE: &str = "1s";
+
+fn instance(dir: &Path, url: &str) -> Server {
+    Server::start_with(dir, None, &["--state", url, "--workers", "2", "--lock-lease", LEASE])
+}
+
+async fn database(test: &str) -> Option<String> {
+    Some(pg::fresh_schema(&pg::server_url(test)?).await)
+}
+
+fn upload_path(location_of: &Server, len: u64) -> String {
+    location_of.create(len)
+}
+
+#[actix_web::test]
+async fn an_upload_moves_between_instances_chunk_by_chunk() {
+    let Some(url) = database("an_upload_moves_between_instances_chunk_by_chunk").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let servers = [instance(dir.path(), &url), instance(dir.path(), &url)];
+    let file = data(300_000, 1);
+    let path = upload_path(&servers[0], file.len() as u64);
+    for (i, chunk) in file.chunks(40_000).enumerate() {
+        let offset = (i * 40_000) as u64;
+        let server = &servers[i % 2];
+        assert_eq!(server.offset(&path), offset, "both instances see the same offset");
+        let res = server.patch(&path, offset, chunk);
+        assert_eq!(res.status, 204, "chunk {i} on instance {}: {res:?}", i % 2);
+    }
+    assert_eq!(servers[1].offset(&path), file.len() as u64);
+    assert_eq!(sha(&stored(dir.path(), &path)), sha(&file));
+}
+
+#[actix_web::test]
+async fn a_head_on_one_instance_stops_a_writer_on_another() {
+    let Some(url) = database("a_head_on_one_instance_stops_a_writer_on_another").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (instance(dir.path(), &url), instance(dir.path(), &url));
+    let file = data(1000, 2);
+    let path = a.create(file.len() as u64);
+    // A client on A sends 400 bytes of 1000 and goes quiet (its connection lost, say).
+    let mut stalled = a.connect();
+    send_head(&mut stalled, "PATCH", &path, &patch_headers(0), Some(file.len()));
+    stalled.write_all(&file[..400]).unwrap();
+    stalled.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // Resuming through B: the HEAD asks A's writer to stop and reports where it stopped.
+    let head = b.request("HEAD", &path, &[], b"");
+    assert_eq!(head.status, 200, "{head:?}");
+    let offset: u64 = head.header("upload-offset").unwrap().parse().unwrap();
+    assert!(offset > 0 && offset <= 400, "A saved what it received: {offset}");
+    let interrupted = read_response(&mut stalled);
+    assert_eq!(interrupted.status, 409, "A's writer was stopped: {interrupted:?}");
+    assert!(interrupted.body.contains("upload_interrupted"), "{interrupted:?}");
+    let res = b.patch(&path, offset, &file[offset as usize..]);
+    assert_eq!(res.status, 204, "{res:?}");
+    assert_eq!(sha(&stored(dir.path(), &path)), sha(&file));
+}
+
+/// One PATCH whose body is written in paced pieces (so a kill lands mid-body); the new
+/// offset if it was acknowledged, `None` if the server went away.
+fn paced_patch(addr: &str, path: &str, offset: u64, body: &[u8]) -> Option<u64> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: test\r\nTus-Resumable: 1.0.0\r\nConnection: close\r\n\
+         Content-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).ok()?;
+    for piece in body.chunks(16 * 1024) {
+        stream.write_all(piece).ok()?;
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    let mut reply = Vec::new();
+    std::io::Read::read_to_end(&mut stream, &mut reply).ok()?;
+    let text = String::from_utf8_lossy(&reply);
+    if !text.starts_with("HTTP/1.1 204") {
+        return None;
+    }
+    text.lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("upload-offset:").map(|v| v.trim().to_string()))?
+        .parse()
+        .ok()
+}
+
+#[actix_web::test]
+async fn after_kill_9_the_upload_resumes_on_another_instance() {
+    let Some(url) = database("after_kill_9_the_upload_resumes_on_another_instance").await else { return };
+    let kills = if std::env::var("SLUICE_LONG").is_ok_and(|v| v == "1") { 20 } else { 3 };
+    let dir = tempfile::tempdir().unwrap();
+    let mut servers = [instance(dir.path(), &url), instance(dir.path(), &url)];
+    for round in 0..kills {
+        let (victim, survivor) = (round % 2, (round + 1) % 2);
+        let file = data(1_500_000, 100 + round as u64);
+        let path = servers[victim].create(file.len() as u64);
+        // The client uploads in 256 KiB PATCHes on the victim; acknowledged offsets are recorded.
+        let addr = servers[victim].addr.clone();
+        let (client_path, client_file) = (path.clone(), file.clone());
+        let client = std::thread::spawn(move || {
+            let mut acked = 0u64;
+            while acked < client_file.len() as u64 {
+                let end = (acked as usize + 256 * 1024).min(client_file.len());
+                match paced_patch(&addr, &client_path, acked, &client_file[acked as usize..end]) {
+                    Some(offset) => acked = offset,
+                    None => break,
+                }
+            }
+            acked
+        });
+        std::thread::sleep(Duration::from_millis(150 + 97 * (round as u64 % 5)));
+        let killed = std::mem::replace(&mut servers[victim], instance(dir.path(), &url));
+        killed.kill();
+        let acked = client.join().unwrap();
+
+        // The client resumes on the survivor: HEAD waits out the dead writer's lease.
+        let started = Instant::now();
+        let offset = servers[survivor].offset(&path);
+        assert!(offset >= acked, "round {round}: offset {offset} below acknowledged {acked}");
+        assert!(started.elapsed() < Duration::from_secs(10), "the dead holder's lease lapsed");
+        let res = servers[survivor].patch(&path, offset, &file[offset as usize..]);
+        assert_eq!(res.status, 204, "round {round}: {res:?}");
+        assert_eq!(sha(&stored(dir.path(), &path)), sha(&file), "round {round}: the stored file is the file");
+    }
+    eprintln!("{kills} kills, every upload resumed on the other instance with matching sha256");
+}
+
+#[actix_web::test]
+async fn while_the_database_is_down_answers_are_503_and_nothing_is_lost() {
+    if pg::server_url("while_the_database_is_down_answers_are_503_and_nothing_is_lost").is_none() {
+        return;
+    }
+    let Some(db) = pg::PrivateServer::start() else { panic!("PostgreSQL is installed but cannot start") };
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (instance(dir.path(), &db.url()), instance(dir.path(), &db.url()));
+    let file = data(200_000, 3);
+    let path = a.create(file.len() as u64);
+    assert_eq!(a.patch(&path, 0, &file[..80_000]).status, 204);
+
+    db.down();
+    let patch = a.patch(&path, 80_000, &file[80_000..120_000]);
+    let mut stream = b.connect();
+    send_head(&mut stream, "HEAD", &path, &[], None);
+    let head = read_reply(&mut stream, true);
+    for res in [patch, head] {
+        assert_eq!(res.status, 503, "while the database is down: {res:?}");
+        assert!(res.header("retry-after").is_some(), "{res:?}");
+    }
+    assert_eq!(a.request("GET", "/readyz", &[], b"").status, 503);
+
+    db.up();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while [&a, &b].iter().any(|s| s.request("GET", "/readyz", &[], b"").status != 200) {
+        assert!(Instant::now() < deadline, "ready again once the database is back");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(b.offset(&path), 80_000, "every acknowledged byte is there");
+    assert_eq!(b.patch(&path, 80_000, &file[80_000..]).status, 204);
+    assert_eq!(sha(&stored(dir.path(), &path)), sha(&file));
+}
