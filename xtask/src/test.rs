@@ -27,7 +27,8 @@ impl Options {
     }
 }
 
-/// The in-process table tests (tests/common's harness), run against every store.
+/// The in-process table modules of the server's test suite (tests/suite/common.rs's harness),
+/// run against every store.
 const IN_PROCESS_SUITES: &[&str] =
     &["auth", "concat", "creation", "flow", "form", "head", "hooks", "options", "patch", "termination"];
 
@@ -58,9 +59,9 @@ pub fn run(opts: Options) -> Result<(), String> {
             // The protocol tables again, over the in-memory stores: the storage seam is not
             // shaped around files.
             let mut cmd = cargo();
-            cmd.args(["test", "-p", "sluice-server"]);
+            cmd.args(["test", "-p", "sluice-server", "--test", "suite", "--"]);
             for suite in IN_PROCESS_SUITES {
-                cmd.args(["--test", suite]);
+                cmd.arg(format!("{suite}::"));
             }
             proc::run(cmd.env("SLUICE_TEST_STORE", "memory"))
         }),
