@@ -28,7 +28,8 @@ impl Options {
     }
 }
 
-/// The in-process table tests (tests/common's harness), run against every store.
+/// The in-process table modules of the server's test suite (tests/suite/common.rs's harness),
+/// run against every store.
 const IN_PROCESS_SUITES: &[&str] =
     &["auth", "concat", "creation", "flow", "form", "head", "hooks", "options", "patch", "termination"];
 
@@ -66,12 +67,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         Box::new(|| {
             // The protocol tables again, over the in-memory stores: the storage seam is not
             // shaped around files.
-            let mut cmd = cargo();
-            cmd.args(["test", "-p", "sluice-server"]);
-            for suite in IN_PROCESS_SUITES {
-                cmd.args(["--test", suite]);
-            }
-            proc::run(cmd.env("SLUICE_TEST_STORE", "memory"))
+            proc::run(in_process_tables().env("SLUICE_TEST_STORE", "memory"))
         }),
     ));
     steps.push((
@@ -79,11 +75,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         Box::new(|| {
             // The protocol tables again, over PostgreSQL records and locks (bytes on disk).
             let postgres = services::Postgres::start()?;
-            let mut cmd = cargo();
-            cmd.args(["test", "-p", "sluice-server"]);
-            for suite in IN_PROCESS_SUITES {
-                cmd.args(["--test", suite]);
-            }
+            let mut cmd = in_process_tables();
             proc::run(cmd.env("SLUICE_TEST_STORE", "postgres").env("SLUICE_TEST_POSTGRES", postgres.url()))
         }),
     ));
@@ -135,6 +127,16 @@ pub fn run(opts: Options) -> Result<(), String> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// `cargo test` of the server suite's in-process table modules only.
+fn in_process_tables() -> std::process::Command {
+    let mut cmd = cargo();
+    cmd.args(["test", "-p", "sluice-server", "--test", "suite", "--"]);
+    for suite in IN_PROCESS_SUITES {
+        cmd.arg(format!("{suite}::"));
+    }
+    cmd
 }
 
 /// The wasm package into `web/pkg/`, then `cargo build --release -p sluice-server`, which embeds

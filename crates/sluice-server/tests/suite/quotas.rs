@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod blackbox;
+use crate::blackbox;
 
 use blackbox::*;
 use std::process::Command;

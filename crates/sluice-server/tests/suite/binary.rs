@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod blackbox;
+use crate::blackbox;
 use blackbox::*;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};

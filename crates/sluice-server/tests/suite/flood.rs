@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod blackbox;
+use crate::blackbox;
 use blackbox::*;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;

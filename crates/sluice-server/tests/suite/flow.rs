@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 use actix_web::test::TestRequest;
 use common::*;
 use sha2::{Digest, Sha256};

@@ -4,7 +4,7 @@
 //! Every run uses its own `--state-dir`, never the user's cache.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod blackbox;
+use crate::blackbox;
 
 use blackbox::{data, sha, Server};
 use serde_json::Value;

@@ -2,9 +2,7 @@
 //! notice without it): the storage contract over PostgreSQL records and disk bytes, and
 //! the lock service across two instances (two pools, as two processes would have).
 
-#![allow(clippy::unwrap_used, missing_docs)]
-
-mod common;
+use crate::common;
 
 use common::pg::{fresh_schema, server_url};
 use sluice_server::id::UploadId;

@@ -16,7 +16,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod blackbox;
+use crate::blackbox;
 use blackbox::{data, sha};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -10,7 +10,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod blackbox;
+use crate::blackbox;
 use base64::Engine as _;
 use blackbox::*;
 use sha2::{Digest, Sha256};

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 use actix_web::http::Method;
 use common::*;
 
@@ -148,7 +148,7 @@ async fn creation_table() {
             Some("filename_too_long"),
         ),
         Case::new(
-            "an Upload-Concat of no known form (concatenation itself: tests/concat.rs)",
+            "an Upload-Concat of no known form (concatenation itself: tests/suite/concat.rs)",
             post().insert_header(("Upload-Length", "5")).insert_header(("Upload-Concat", "partial;x")),
             400,
             Some("invalid_concat"),

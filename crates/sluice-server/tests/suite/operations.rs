@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod blackbox;
+use crate::blackbox;
 use blackbox::*;
 use std::io::Write;
 use std::net::TcpStream;

@@ -5,12 +5,8 @@
 //! away answers 503 + Retry-After until it is back. Skipped (with a notice) without
 //! `SLUICE_TEST_POSTGRES`; `SLUICE_LONG=1` runs 20 kills instead of 3.
 
-#![allow(clippy::unwrap_used, missing_docs)]
-
-mod blackbox;
-#[path = "common/pg.rs"]
-#[allow(dead_code)]
-mod pg;
+use crate::blackbox;
+use crate::common::pg;
 
 use blackbox::{data, patch_headers, read_reply, read_response, send_head, sha, stored, Server};
 use std::io::Write;
