@@ -25,8 +25,8 @@ pub(crate) fn routes(cfg: &mut ServiceConfig) {
 
 async fn index() -> HttpResponse {
     match find("index.html") {
-        Some(bytes) => respond("index.html", bytes),
-        None => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(PLACEHOLDER),
+        Some(bytes) if EMBEDDED => respond("index.html", bytes),
+        _ => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(PLACEHOLDER),
     }
 }
 
