@@ -82,7 +82,7 @@ mod tests {
     #[test]
     fn a_policy_in_words() {
         let policy = Policy::from_toml(
-            "max_file_size = \"3 GiB\"\nallowed_types = [\"application/pdf\", \"text/plain\", \"image/*\"]\n\
+            "min_file_size = 1\nmax_file_size = \"3 GiB\"\nallowed_types = [\"application/pdf\", \"text/plain\", \"image/*\"]\n\
              allowed_extensions = [\"pdf\", \"txt\"]\nupload_expiry = \"24h\"\nmax_batch_size = \"10 GiB\"\n",
         )
         .unwrap();
