@@ -18,7 +18,7 @@ use crate::proc::{self, Server};
 use crate::report::{
     self, Figure, Head, PeerHeads, PeerRow, Peers, BASE_1, BASE_4, CALM_1, CONCURRENT, CROWD, DISK_1, DISK_4, DISK_8,
     FLOOD_1, FORM_1, FORM_4, FSYNC_1, FSYNC_SPLIT_4, ONE_1, ONE_4, ONE_8, PEER_CONCURRENT, PEER_ONE_1, PEER_ONE_4,
-    PEER_SPLIT_4, QUIET_1, SPLIT_4,
+    PEER_SPLIT_4, QUIET_1, S3_CONCURRENT, S3_ONE_1, S3_ONE_4, S3_PLAIN_1, S3_PLAIN_32, S3_PLAIN_4, SPLIT_4,
 };
 use crate::report::{CLI_1, CLI_4, CLI_4_NONE, CURL_BASE_4, CURL_PATCH_4};
 use crate::services;
@@ -126,6 +126,8 @@ struct Bench {
     runs: u32,
     /// Extra `sluice serve` flags for the next scenarios (`--fsync`, `--no-request-metrics`).
     flags: Vec<&'static str>,
+    /// Extra `sluice serve` environment for the next scenarios (the S3 store's).
+    env: Vec<(String, String)>,
 }
 
 /// Set when `bench` re-runs itself from an optimised build of xtask.
@@ -154,7 +156,17 @@ pub fn run(opts: Options) -> Result<(), String> {
     if opts.peers {
         peers::install()?;
     }
-    proc::run(proc::cargo().args(["build", "--release", "-p", "sluice-server", "--bins", "--example", "baseline"]))?;
+    proc::run(proc::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "sluice-server",
+        "--bins",
+        "--example",
+        "baseline",
+        "--example",
+        "s3_put",
+    ]))?;
     let work = root.join("target/bench");
     // Logs and data of an earlier (perhaps interrupted) run.
     let _ = std::fs::remove_dir_all(&work);
@@ -170,6 +182,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         repeat: opts.runs,
         runs: 0,
         flags: Vec::new(),
+        env: Vec::new(),
     };
 
     let load_before = report::loadavg();
@@ -223,6 +236,13 @@ pub fn run(opts: Options) -> Result<(), String> {
     run(&mut b, CLI_1, &|b| b.cli_scenario(CLI_1, GIB, &[]));
     run(&mut b, CLI_4, &|b| b.cli_scenario(CLI_4, 4 * GIB, &[]));
     run(&mut b, CLI_4_NONE, &|b| b.cli_scenario(CLI_4_NONE, 4 * GIB, &["--checksum", "none"]));
+    // S3: Garage alone (plain multipart uploads) beside Sluice -> Garage.
+    for (plain, through, len, count) in
+        [(S3_PLAIN_1, S3_ONE_1, GIB, 1), (S3_PLAIN_4, S3_ONE_4, 4 * GIB, 1), (S3_PLAIN_32, S3_CONCURRENT, 64 * MIB, 32)]
+    {
+        run(&mut b, plain, &|b| b.s3_scenario(plain, false, len, count));
+        run(&mut b, through, &|b| b.s3_scenario(through, true, len, count));
+    }
     if wanted(FLOOD_1) || wanted(CALM_1) {
         for fig in b.flood_scenario(GIB, FLOOD_CONNECTIONS) {
             println!("{}", fig.line());
@@ -360,6 +380,7 @@ impl Bench {
                 // ... and the 256-client crowd's creations, which come at once (default burst 200).
                 cmd.env("SLUICE_CREATION_RATE", "1000");
                 cmd.args(&self.flags);
+                cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
                 cmd
             }
             Kind::Tus(Peer::TusNode) => peers::tus_node(&data),
@@ -449,6 +470,57 @@ impl Bench {
             println!("{:<12} {}", peer.label(), fig.line());
         }
         row
+    }
+
+    /// `count` uploads of `len` bytes at once into a fresh Garage per run: plain S3 multipart
+    /// uploads (`examples/s3_put.rs`), or through Sluice (`--storage s3://…`, one PATCH each).
+    /// Peak RSS is Sluice's (Garage's own for the plain runs).
+    fn s3_scenario(&mut self, name: &'static str, sluice: bool, len: u64, count: usize) -> Figure {
+        let mut fig = Figure::new(name, len * count as u64);
+        for _ in 0..self.repeat {
+            let garage = match crate::garage::Garage::start() {
+                Ok(garage) => garage,
+                Err(e) => {
+                    fig.error = Some(e);
+                    return fig;
+                }
+            };
+            let result = if sluice {
+                self.env = garage.env().to_vec();
+                self.env.push(("SLUICE_STORAGE".into(), format!("s3://{}/bench", crate::garage::BUCKET)));
+                let started = self.start(SLUICE);
+                self.env.clear();
+                started.and_then(|(server, data)| {
+                    fig.start_rss_kib = fig.start_rss_kib.or(server.rss_kib());
+                    let took = if count == 1 {
+                        self.upload(&server.addr, len, len)
+                    } else {
+                        self.concurrent(&server.addr, count, len)
+                    };
+                    fig.peak_rss_kib = fig.peak_rss_kib.max(server.peak_rss_kib());
+                    drop(server);
+                    let _ = std::fs::remove_dir_all(&data);
+                    took
+                })
+            } else {
+                let mut cmd = Command::new(proc::root().join("target/release/examples/s3_put"));
+                cmd.arg(len.to_string()).arg(count.to_string()).envs(garage.env().iter().map(|(k, v)| (k, v)));
+                let out = proc::probe(&mut cmd);
+                fig.peak_rss_kib = fig.peak_rss_kib.max(garage.peak_rss_kib());
+                out.and_then(|text| text.trim().parse::<f64>().ok())
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| "examples/s3_put failed".to_string())
+            };
+            drop(garage);
+            match result {
+                Ok(took) => fig.runs.push(took.as_secs_f64()),
+                Err(e) => {
+                    fig.error = Some(e);
+                    return fig;
+                }
+            }
+        }
+        fig
     }
 
     /// A legitimate upload of `len` bytes in one PATCH from 127.0.0.1, on one fresh server per run,

@@ -14,6 +14,7 @@
 mod bench;
 // `browser.rs` builds the browser module's package and runs its suite (`cargo xtask test-browser`).
 mod browser;
+mod garage;
 mod http;
 // `peers.rs`: rustus, `@tus/server` and oha for `bench --peers`.
 mod peers;

@@ -55,6 +55,18 @@ pub const PEER_ONE_4: &str = "4 GiB, one PATCH";
 pub const PEER_SPLIT_4: &str = "4 GiB, 8 MiB PATCHes";
 /// Peer scenario: 32 uploads of 64 MiB at once, one PATCH each.
 pub const PEER_CONCURRENT: &str = "32 x 64 MiB concurrent";
+/// Garage alone: one plain S3 multipart upload of 1 GiB.
+pub const S3_PLAIN_1: &str = "garage alone, multipart 1 GiB";
+/// Garage alone: one plain S3 multipart upload of 4 GiB.
+pub const S3_PLAIN_4: &str = "garage alone, multipart 4 GiB";
+/// Garage alone: 32 plain S3 multipart uploads of 64 MiB at once.
+pub const S3_PLAIN_32: &str = "garage alone, 32 x 64 MiB multipart";
+/// Sluice -> Garage, 1 GiB in one PATCH.
+pub const S3_ONE_1: &str = "sluice -> garage 1 GiB, one PATCH";
+/// Sluice -> Garage, 4 GiB in one PATCH.
+pub const S3_ONE_4: &str = "sluice -> garage 4 GiB, one PATCH";
+/// Sluice -> Garage, 32 concurrent uploads of 64 MiB.
+pub const S3_CONCURRENT: &str = "sluice -> garage 32 x 64 MiB concurrent";
 
 /// A 1 GiB upload in one PATCH, no flood, on the server the flood scenario then floods.
 pub const CALM_1: &str = "sluice 1 GiB, one PATCH, no flood (flood scenario)";
@@ -408,6 +420,9 @@ pub fn render(
             FLOOD_1 => find(CALM_1),
             ONE_4 | SPLIT_4 | FORM_4 | FSYNC_SPLIT_4 => find(BASE_4),
             CURL_PATCH_4 | CLI_1 | CLI_4 | CLI_4_NONE => find(CURL_BASE_4),
+            S3_ONE_1 => find(S3_PLAIN_1),
+            S3_ONE_4 => find(S3_PLAIN_4),
+            S3_CONCURRENT => find(S3_PLAIN_32),
             _ => None,
         };
         let disk = match f.name {

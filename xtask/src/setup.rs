@@ -26,6 +26,7 @@ pub fn run() -> Result<(), String> {
     step("geckodriver", geckodriver)?;
     step("npm ci in tests/ (playwright-core, esbuild, binaryen's wasm-opt)", || npm_ci("tests"))?;
     step("postgresql (apt)", postgresql)?;
+    step("garage (S3-compatible store for the S3 suites)", garage)?;
     Ok(())
 }
 
@@ -165,6 +166,27 @@ fn wasm_bindgen() -> Result<Done, String> {
     println!("setup: wasm-bindgen-cli {version} missing (found {:?}); cargo install takes ~4 min", current.trim());
     // No --locked: a locked dependency of wasm-bindgen-cli is missing from the registry index.
     proc::run(proc::cargo().args(["install", "wasm-bindgen-cli", "--version", &version]))?;
+    Ok(Done::Installed)
+}
+
+/// Garage, the S3-compatible store the S3 suites run against (no release binary can be
+/// downloaded here). Only the features the tests use: LMDB metadata, bundled C libraries;
+/// without SQLite, metrics and K2V it builds in about half the time.
+fn garage() -> Result<Done, String> {
+    if crate::garage::installed() {
+        return Ok(Done::Skipped("garage --version answers"));
+    }
+    println!("setup: garage missing; `cargo install garage` takes several minutes once");
+    proc::run(proc::cargo().args([
+        "install",
+        "garage",
+        "--version",
+        crate::garage::VERSION,
+        "--locked",
+        "--no-default-features",
+        "--features",
+        "lmdb,bundled-libs",
+    ]))?;
     Ok(Done::Installed)
 }
 

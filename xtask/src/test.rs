@@ -80,6 +80,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         }),
     ));
     steps.push(("release build", Box::new(build_release_server)));
+    steps.push(("S3 store (Garage)", Box::new(s3_suites)));
     steps.push(("interop (node)", Box::new(interop)));
     steps.push(("e2e (Chromium)", Box::new(e2e)));
     if proc::root().join("crates/sluice-browser").exists() {
@@ -144,6 +145,26 @@ fn in_process_tables() -> std::process::Command {
 pub fn build_release_server() -> Result<(), String> {
     crate::run::build_web_package()?;
     proc::run(cargo().args(["build", "--release", "-p", "sluice-server"]))
+}
+
+/// The S3 byte store against a real Garage started for the step (and stopped after it,
+/// even on failure): the storage contract, the in-process protocol tables over S3 bytes,
+/// and the black-box S3 suite against the server binary.
+fn s3_suites() -> Result<(), String> {
+    crate::garage::with_garage(|garage| {
+        let with_env = |cmd: &mut std::process::Command| {
+            for (name, value) in garage.env() {
+                cmd.env(name, value);
+            }
+        };
+        let mut contract = cargo();
+        contract.args(["test", "-p", "sluice-server", "--test", "suite", "--", "storage_contract::", "s3::"]);
+        with_env(&mut contract);
+        proc::run(&mut contract)?;
+        let mut tables = in_process_tables();
+        with_env(&mut tables);
+        proc::run(tables.env("SLUICE_TEST_STORE", "s3"))
+    })
 }
 
 /// The end-to-end tests in Chromium (the page, the status page, the npm package) against the

@@ -8,7 +8,8 @@ use crate::auth::AuthKey;
 use crate::client::{Cidr, ForwardedHeader, TrustedProxies};
 use crate::hooks::Hooks;
 use crate::secret::Secret;
-use crate::server::{LogFormat, ServerConfig, StateConfig};
+use crate::server::{LogFormat, ServerConfig, StateConfig, Storage};
+use crate::store::s3;
 use crate::Settings;
 use clap::{Args, Parser, Subcommand};
 use sluice_core::{units, Policy, Rejection};
@@ -190,6 +191,27 @@ pub struct ServeArgs {
     #[arg(long, env = "SLUICE_HOOK_TIMEOUT", default_value = "5s", value_parser = units::parse_span)]
     pub hook_timeout: Duration,
 
+    /// Where upload bytes live: `fs` (files under --data-dir) or `s3://BUCKET[/PREFIX]` (S3-compatible object
+    /// storage; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN).
+    #[arg(long, env = "SLUICE_STORAGE", default_value = "fs")]
+    pub storage: String,
+
+    /// S3 endpoint URL (Garage, MinIO, Ceph, R2, ...); omitted means AWS.
+    #[arg(long, env = "SLUICE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 signing region.
+    #[arg(long, env = "SLUICE_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+
+    /// Path-style S3 addressing (ENDPOINT/BUCKET/KEY), as most self-hosted stores want.
+    #[arg(long, env = "SLUICE_S3_PATH_STYLE")]
+    pub s3_path_style: bool,
+
+    /// Local staging for S3 parts (default: DATA_DIR/spool).
+    #[arg(long, env = "SLUICE_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+
     /// Log format on stderr.
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -241,6 +263,31 @@ pub fn load_policy(path: Option<&Path>) -> Result<Policy, String> {
 }
 
 impl ServeArgs {
+    /// Where bytes live, from `--storage` and the `--s3-*` flags.
+    fn storage_config(&self, max_file_size: u64) -> Result<Storage, String> {
+        if self.storage == "fs" {
+            return Ok(Storage::Fs);
+        }
+        let (bucket, prefix) = s3::parse_location(&self.storage).map_err(|e| format!("--storage {e} (or `fs`)"))?;
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let credentials = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+            (Some(key), Some(secret)) => Some((key, secret, var("AWS_SESSION_TOKEN"))),
+            _ => return Err("--storage s3://…: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into()),
+        };
+        Ok(Storage::S3(Box::new(s3::S3Config {
+            endpoint: s3::Endpoint {
+                bucket,
+                url: self.s3_endpoint.clone(),
+                region: self.s3_region.clone(),
+                path_style: self.s3_path_style,
+                credentials,
+            },
+            prefix,
+            spool_dir: self.spool_dir.clone().unwrap_or_else(|| self.data_dir.join("spool")),
+            max_file_size,
+        })))
+    }
+
     /// Validates the flags into a server configuration.
     pub fn into_config(self) -> Result<ServerConfig, String> {
         if let Some(dir) = &self.web_dir {
@@ -289,8 +336,11 @@ impl ServeArgs {
         if self.max_connections == 0 || self.max_connections_per_client == 0 {
             return Err("--max-connections and --max-connections-per-client must be at least 1".into());
         }
+        let policy = load_policy(self.policy.as_deref())?;
+        let storage = self.storage_config(policy.max_file_size)?;
         Ok(ServerConfig {
-            policy: load_policy(self.policy.as_deref())?,
+            policy,
+            storage,
             listen: self.listen,
             data_dir: self.data_dir,
             workers: self.workers,

@@ -7,9 +7,11 @@
 use crate::client::TrustedProxies;
 use crate::connection::{self, Connection, ConnectionLimits, Gate};
 use crate::engine::expiry;
-use crate::lock::PgLocks;
+use crate::lock::{Locks, MemoryLocks, PgLocks};
 use crate::store::fs;
 use crate::store::postgres::Postgres;
+use crate::store::s3::{S3Bytes, S3Config};
+use crate::store::{ByteStore, RecordStore};
 use crate::{configure, ops, status, AppState, Backends, Settings};
 use actix_http::{HttpService, KeepAlive, Protocol};
 use actix_service::{fn_service, map_config, ServiceFactoryExt as _};
@@ -34,6 +36,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where upload bytes live (`--storage`).
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// Files under the data directory (the embedded default).
+    Fs,
+    /// An S3-compatible bucket, staged through a local spool.
+    S3(Box<S3Config>),
+}
+
 /// Everything needed to run the server, already validated.
 #[derive(Debug)]
 pub struct ServerConfig {
@@ -43,6 +54,8 @@ pub struct ServerConfig {
     pub ops_listen: Option<String>,
     /// Data directory for the file-system backend.
     pub data_dir: PathBuf,
+    /// Where upload bytes live.
+    pub storage: Storage,
     /// The upload policy.
     pub policy: Policy,
     /// Worker threads (`None`: one per core).
@@ -103,18 +116,20 @@ const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// pass port 0 learn the port (then `ops listening on http://ADDR` with `--ops-listen`).
 pub async fn run(mut config: ServerConfig) -> io::Result<()> {
     raise_open_files_limit(config.max_connections + OPS_CONNECTIONS);
-    let backends = match config.state.clone() {
-        StateConfig::Local => {
-            let backends = Backends::local(&config.data_dir, config.fsync, config.settings.takeover_wait)?;
-            tracing::info!(records = "filesystem", locks = "in-process", "state ready");
-            backends
-        }
-        StateConfig::Postgres { url, pool_size, lease } => {
-            postgres_backends(&mut config, &url, pool_size, lease).await?
-        }
+    let backends = open_backends(&mut config).await?;
+    let bytes = match &config.storage {
+        Storage::Fs => "filesystem".to_string(),
+        Storage::S3(s3) => format!(
+            "s3://{}/{} at {} (part size {} MiB, spool {})",
+            s3.endpoint.bucket,
+            s3.prefix,
+            s3.endpoint.url.as_deref().unwrap_or("AWS"),
+            crate::store::s3::part_size(s3.max_file_size) >> 20,
+            s3.spool_dir.display()
+        ),
     };
     tracing::info!(
-        bytes = "filesystem",
+        bytes = %bytes,
         dir = %config.data_dir.join("uploads").display(),
         max_file_size = config.policy.max_file_size,
         memory_budget = config.settings.memory_budget,
@@ -210,21 +225,48 @@ pub async fn run(mut config: ServerConfig) -> io::Result<()> {
     server.await
 }
 
-/// Records, locks and the shared secret in PostgreSQL (its schema created or upgraded
-/// first); bytes on the disk under the data directory.
-async fn postgres_backends(
+/// The stores `--state` and `--storage` name: records and locks on the local disk (one
+/// instance) or in PostgreSQL (any number), bytes on the local disk or in an S3 bucket.
+async fn open_backends(config: &mut ServerConfig) -> io::Result<Backends> {
+    let shutdown = CancellationToken::new();
+    let (records, locks): (Arc<dyn RecordStore>, Arc<dyn Locks>) = match config.state.clone() {
+        StateConfig::Local => {
+            if matches!(config.storage, Storage::Fs) {
+                // Records reconciled at start with the data files they describe.
+                let backends = Backends::local(&config.data_dir, config.fsync, config.settings.takeover_wait)?;
+                tracing::info!(records = "filesystem", locks = "in-process", "state ready");
+                return Ok(backends);
+            }
+            // Bytes elsewhere: records are never lowered to match local data files.
+            let records = fs::open_records(&config.data_dir, config.fsync)?;
+            tracing::info!(records = "filesystem", locks = "in-process", "state ready");
+            (Arc::new(records), Arc::new(MemoryLocks::new(config.settings.takeover_wait, shutdown.clone())))
+        }
+        StateConfig::Postgres { url, pool_size, lease } => {
+            postgres_state(config, &url, pool_size, lease, &shutdown).await?
+        }
+    };
+    let bytes: Arc<dyn ByteStore> = match &config.storage {
+        Storage::Fs => Arc::new(fs::open_bytes(&config.data_dir, config.fsync)?),
+        Storage::S3(s3) => Arc::new(S3Bytes::open(S3Config::clone(s3)).map_err(io::Error::other)?),
+    };
+    Ok(Backends { records, bytes, locks, shutdown })
+}
+
+/// Records, locks and the shared secret in PostgreSQL (its schema created or upgraded first).
+async fn postgres_state(
     config: &mut ServerConfig,
     url: &str,
     pool_size: usize,
     lease: Duration,
-) -> io::Result<Backends> {
+    shutdown: &CancellationToken,
+) -> io::Result<(Arc<dyn RecordStore>, Arc<dyn Locks>)> {
     let unreachable =
         |e: &dyn std::fmt::Display| io::Error::other(format!("PostgreSQL state ({}): {e}", redacted(url)));
     let pg = Postgres::open(url, pool_size).await.map_err(|e| unreachable(&e))?;
     if config.secret_from_state {
         config.settings.secret = pg.shared_secret().await.map_err(|e| unreachable(&e))?;
     }
-    let shutdown = CancellationToken::new();
     let locks = PgLocks::open(pg.pool().clone(), config.settings.takeover_wait, lease, shutdown.clone())
         .await
         .map_err(|e| unreachable(&e))?;
@@ -237,12 +279,7 @@ async fn postgres_backends(
         shared_secret = config.secret_from_state,
         "state ready"
     );
-    Ok(Backends {
-        records: Arc::new(pg.records()),
-        bytes: Arc::new(fs::open_bytes(&config.data_dir, config.fsync)?),
-        locks: Arc::new(locks),
-        shutdown,
-    })
+    Ok((Arc::new(pg.records()), Arc::new(locks)))
 }
 
 /// A database URL without its password, for logs.

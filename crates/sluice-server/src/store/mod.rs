@@ -6,9 +6,10 @@
 //! - a [`ByteStore`] keeps the bytes: appends at an offset, ranged reads, finish,
 //!   delete and an optional fast path for joining uploads.
 //!
-//! The embedded default is the local disk ([`fs`]); [`memory`] keeps both in RAM
-//! (tests, and proof that the seams are not shaped around files); [`postgres`] keeps
-//! records in PostgreSQL, shared by every instance. Every backend
+//! The embedded default is the local disk ([`fs`]); [`s3`] keeps bytes in S3-compatible
+//! object storage; [`postgres`] keeps records in PostgreSQL, shared by every instance;
+//! [`memory`] keeps both in RAM (tests, and proof that the seams are not shaped around
+//! files). Every backend
 //! passes the same contract (`contract`, behind the `testing` feature).
 //!
 //! **The record is the truth.** An offset is acknowledged only once the record
@@ -21,6 +22,7 @@ pub mod fs;
 pub mod memory;
 pub mod postgres;
 mod record;
+pub mod s3;
 mod usage;
 
 pub use record::{to_millis, Fence, Kind, Protocol, State, UploadRecord};

@@ -1,8 +1,10 @@
 //! Shared harness for the in-process protocol tests: a real app driven through
 //! actix's test service, and a table runner. The backend is the file system in a
-//! temporary directory, the in-memory stores with `SLUICE_TEST_STORE=memory`, or
+//! temporary directory, the in-memory stores with `SLUICE_TEST_STORE=memory`,
 //! PostgreSQL records and locks (in a schema of their own on `SLUICE_TEST_POSTGRES`) with
-//! bytes on disk with `SLUICE_TEST_STORE=postgres` (`cargo xtask test` runs all three).
+//! bytes on disk with `SLUICE_TEST_STORE=postgres`, or S3 bytes (real Garage;
+//! `SLUICE_TEST_S3` and the server's S3 variables set) with records on the disk with
+//! `SLUICE_TEST_STORE=s3` (`cargo xtask test` runs these tests against all four).
 #![allow(dead_code, missing_docs)]
 
 pub mod pg;
@@ -13,6 +15,7 @@ use actix_web::http::Method;
 use actix_web::test::{self, TestRequest};
 use actix_web::App;
 use sluice_server::store::memory::{MemoryBytes, MemoryRecords};
+use sluice_server::store::s3::{S3Bytes, S3Config};
 use sluice_server::{configure, AppState, Backends, Settings};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,11 +28,15 @@ pub struct Harness<S> {
     pub dir: tempfile::TempDir,
     pub state: actix_web::web::Data<AppState>,
     memory: Option<Arc<MemoryBytes>>,
+    s3: Option<Arc<S3Bytes>>,
 }
 
 impl<S> Harness<S> {
     /// How many uploads hold bytes in the backend.
-    pub fn data_files(&self) -> usize {
+    pub async fn data_files(&self) -> usize {
+        if let Some(s3) = &self.s3 {
+            return s3.stored_ids().await.expect("list the bucket").len();
+        }
         match &self.memory {
             Some(bytes) => bytes.ids().len(),
             None => std::fs::read_dir(self.dir.path().join("uploads"))
@@ -40,8 +47,11 @@ impl<S> Harness<S> {
     }
 
     /// Whether the upload at `path` (`/files/{id}` or an id) holds bytes in the backend.
-    pub fn has_data(&self, path: &str) -> bool {
+    pub async fn has_data(&self, path: &str) -> bool {
         let id = path.rsplit('/').next().unwrap();
+        if let Some(s3) = &self.s3 {
+            return s3.stored_ids().await.expect("list the bucket").iter().any(|i| i == id);
+        }
         match &self.memory {
             Some(bytes) => bytes.ids().iter().any(|i| i.as_str() == id),
             None => self.dir.path().join("uploads").join(format!("{id}.bin")).exists(),
@@ -77,21 +87,29 @@ pub async fn harness_with(
 {
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = sluice_core::Policy::from_toml(policy_toml).expect("policy");
-    let (backends, memory) = if std::env::var("SLUICE_TEST_STORE").is_ok_and(|v| v == "postgres") {
-        (pg::backends(dir.path(), settings.takeover_wait).await, None)
+    let (backends, memory, s3) = if std::env::var("SLUICE_TEST_STORE").is_ok_and(|v| v == "postgres") {
+        (pg::backends(dir.path(), settings.takeover_wait).await, None, None)
     } else if in_memory() {
         let bytes = Arc::new(MemoryBytes::default());
         let mut backends = Backends::memory(settings.takeover_wait);
         backends.records = Arc::new(MemoryRecords::default());
         backends.bytes = bytes.clone();
-        (backends, Some(bytes))
+        (backends, Some(bytes), None)
+    } else if std::env::var("SLUICE_TEST_STORE").is_ok_and(|v| v == "s3") {
+        let prefix = format!("tables-{}", sluice_server::id::UploadId::random().unwrap());
+        let config = S3Config::from_test_env(&prefix, &dir.path().join("spool"))
+            .expect("SLUICE_TEST_S3 for SLUICE_TEST_STORE=s3");
+        let bytes = Arc::new(S3Bytes::open(config).expect("S3 byte store"));
+        let mut backends = Backends::memory(settings.takeover_wait);
+        backends.records = Arc::new(sluice_server::store::fs::open_records(dir.path(), false).expect("records"));
+        backends.bytes = bytes.clone();
+        (backends, None, Some(bytes))
     } else {
-        (Backends::local(dir.path(), false, settings.takeover_wait).expect("storage"), None)
+        (Backends::local(dir.path(), false, settings.takeover_wait).expect("storage"), None, None)
     };
-    let _ = Duration::ZERO;
     let state = AppState::new(policy, backends, settings);
     let app = test::init_service(App::new().configure(configure(state.clone()))).await;
-    Harness { app, dir, state, memory }
+    Harness { app, dir, state, memory, s3 }
 }
 
 /// A response, read whole (test bodies are small).

@@ -205,7 +205,7 @@ async fn creation_with_upload_sniffs_and_removes_a_refused_type() {
     let path = path_of(reply.header("location").expect("Location is given even on failure"));
     let head = send(&h.app, tus(Method::HEAD, &path)).await;
     assert_eq!(head.status, 410, "the refused upload is removed");
-    assert_eq!(h.data_files(), 0, "no data file is left behind");
+    assert_eq!(h.data_files().await, 0, "no data file is left behind");
 }
 
 #[actix_web::test]

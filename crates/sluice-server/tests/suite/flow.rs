@@ -109,7 +109,7 @@ async fn chunks_out_of_order_and_in_parallel_make_the_file() {
     // In the same storage as a tus upload; the chunks are gone.
     let path = format!("/files/{}", stored["id"].as_str().unwrap());
     assert_eq!(send(&h.app, TestRequest::get().uri(&path)).await.body, f.data);
-    assert_eq!(h.data_files(), 1, "only the assembled file remains");
+    assert_eq!(h.data_files().await, 1, "only the assembled file remains");
 
     // The same file again: every test chunk says "have it", nothing is resent.
     for n in 1..=5 {

@@ -83,7 +83,7 @@ async fn the_pre_create_hook_decides() {
     assert_eq!(events[0]["upload"]["filename"], "fine.txt");
     assert_eq!(events[0]["upload"]["length"], 5);
     assert_eq!(events[0]["upload"]["protocol"], "tus");
-    assert_eq!(h.data_files(), 1, "refused uploads were never created");
+    assert_eq!(h.data_files().await, 1, "refused uploads were never created");
 }
 
 #[actix_web::test]

@@ -6,6 +6,9 @@
 
 mod blackbox;
 mod common;
+#[allow(dead_code)]
+#[path = "../../../../xtask/src/garage.rs"]
+mod garage;
 
 mod auth;
 mod binary;
@@ -27,6 +30,7 @@ mod options;
 mod patch;
 mod postgres;
 mod quotas;
+mod s3;
 mod storage_contract;
 mod termination;
 mod upload_cli;

@@ -27,7 +27,7 @@ async fn termination_table() {
         Case::new("no Tus-Resumable", TestRequest::delete().uri(&up), 412, Some("unsupported_version")),
     ];
     run_table(&h.app, cases).await;
-    assert!(!h.has_data(&up), "terminated bytes are deleted");
+    assert!(!h.has_data(&up).await, "terminated bytes are deleted");
 }
 
 #[actix_web::test]
@@ -69,7 +69,7 @@ async fn idle_incomplete_uploads_expire_and_are_swept() {
     assert_eq!(reply.status, 410, "expired uploads answer 410 before the sweep");
     let swept = h.state.engine.sweep().await.unwrap();
     assert_eq!(swept.expired, 1, "only the idle incomplete upload expires");
-    assert!(!h.has_data(&idle), "its bytes are deleted");
+    assert!(!h.has_data(&idle).await, "its bytes are deleted");
     assert_eq!(send(&h.app, tus(Method::HEAD, &busy)).await.status, 200);
     assert_eq!(send(&h.app, tus(Method::HEAD, &done)).await.status, 200, "complete uploads never expire");
 }

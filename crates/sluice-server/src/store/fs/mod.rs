@@ -27,6 +27,7 @@ mod writer;
 pub use self::bytes::FsBytes;
 pub use records::FsRecords;
 pub use writer::BLOCK;
+pub(crate) use writer::{BlockWriter, BufferPool, Pacer};
 
 use std::fs;
 use std::io;
@@ -40,7 +41,7 @@ pub fn open(data_dir: impl AsRef<Path>, durable: bool) -> io::Result<(FsRecords,
     fs::create_dir_all(&dir)?;
     let records = FsRecords::open(&dir, durable)?;
     let bytes = FsBytes::new(&dir, durable);
-    records.reconcile(&bytes)?;
+    records.reconcile(Some(&bytes))?;
     Ok((records, bytes))
 }
 
@@ -50,4 +51,14 @@ pub fn open_bytes(data_dir: impl AsRef<Path>, durable: bool) -> io::Result<FsByt
     let dir = data_dir.as_ref().join("uploads");
     fs::create_dir_all(&dir)?;
     Ok(FsBytes::new(&dir, durable))
+}
+
+/// Opens (creating if needed) only the record store under `data_dir`, for bytes kept
+/// elsewhere (object storage): records are never lowered to match local data files.
+pub fn open_records(data_dir: impl AsRef<Path>, durable: bool) -> io::Result<FsRecords> {
+    let dir = data_dir.as_ref().join("uploads");
+    fs::create_dir_all(&dir)?;
+    let records = FsRecords::open(&dir, durable)?;
+    records.reconcile(None)?;
+    Ok(records)
 }

@@ -166,7 +166,7 @@ impl FsRecords {
 
     /// Start-up repair against the data files (see the module docs), first-version
     /// records rewritten in today's form, and the usage index rebuilt.
-    pub(super) fn reconcile(&self, bytes: &FsBytes) -> io::Result<()> {
+    pub(super) fn reconcile(&self, bytes: Option<&FsBytes>) -> io::Result<()> {
         for entry in fs::read_dir(&self.dir)? {
             let path = entry?.path();
             let (Some(stem), Some(ext)) = (path.file_stem().and_then(|s| s.to_str()), path.extension()) else {
@@ -177,7 +177,7 @@ impl FsRecords {
                 continue;
             }
             let Some(id) = UploadId::parse(stem.trim_end_matches(".json")) else { continue };
-            if ext == "bin" && !self.path(&id).exists() {
+            if ext == "bin" && bytes.is_some() && !self.path(&id).exists() {
                 fs::remove_file(&path)?; // created but never recorded: no client knows this id
             } else if ext == "json" {
                 self.reconcile_one(&id, bytes)?;
@@ -186,13 +186,16 @@ impl FsRecords {
         Ok(())
     }
 
-    fn reconcile_one(&self, id: &UploadId, bytes: &FsBytes) -> io::Result<()> {
+    /// Repairs one record against its data file (`bytes`; `None` when the bytes live
+    /// elsewhere, and only the usage index is built).
+    fn reconcile_one(&self, id: &UploadId, bytes: Option<&FsBytes>) -> io::Result<()> {
         let text = fs::read(self.path(id))?;
         let mut doc = match serde_json::from_slice::<Doc>(&text) {
             Ok(doc) => doc,
             Err(_) => match serde_json::from_slice::<LegacyDoc>(&text) {
                 Ok(legacy) => {
-                    let doc = upgrade(id, legacy, bytes.stored_len(id)?.unwrap_or(0));
+                    let stored = bytes.map(|b| b.stored_len(id)).transpose()?.flatten();
+                    let doc = upgrade(id, legacy, stored.unwrap_or(0));
                     self.write_doc(&doc).map_err(io::Error::other)?;
                     doc
                 }
@@ -201,6 +204,10 @@ impl FsRecords {
                     return Ok(());
                 }
             },
+        };
+        let Some(bytes) = bytes else {
+            self.usage.update(&doc.record);
+            return Ok(());
         };
         let marker = bytes.marker(id);
         let rolled_back = marker.exists();
