@@ -18,7 +18,6 @@ use sluice_server::store::memory::{MemoryBytes, MemoryRecords};
 use sluice_server::store::s3::{S3Bytes, S3Config};
 use sluice_server::{configure, AppState, Backends, Settings};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
 pub const PDF: &[u8] = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n";
