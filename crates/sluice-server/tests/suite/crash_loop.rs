@@ -447,6 +447,41 @@ fn an_empty_rollback_marker_left_by_a_kill_does_not_stop_the_next_start() {
     assert_eq!(blackbox::stored(dir.path(), &up), b"abcde");
 }
 
+/// A kill can leave a half-written record (`ID.json.tmp`) beside the record it was
+/// replacing. Repairing that record at the next start writes through the same temporary
+/// name, so when the directory listing reaches the leftover it may be gone: the start
+/// must go on (it failed with "No such file or directory" before). Sixteen uploads, so
+/// that some record comes before its leftover in the listing's order.
+#[test]
+fn half_written_records_left_by_a_kill_do_not_stop_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = blackbox::Server::start(dir.path(), None);
+    let uploads: Vec<String> = (0..16).map(|_| server.create(10)).collect();
+    for up in &uploads {
+        assert_eq!(server.patch(up, 0, b"abcde").status, 204);
+    }
+    server.kill();
+    let files = dir.path().join("uploads");
+    for up in &uploads {
+        let id = up.rsplit('/').next().unwrap();
+        let record = files.join(format!("{id}.json"));
+        std::fs::copy(&record, files.join(format!("{id}.json.tmp"))).unwrap();
+        // Bytes received but not committed before the kill: the start keeps them and
+        // rewrites the record.
+        let mut data = std::fs::OpenOptions::new().append(true).open(files.join(format!("{id}.bin"))).unwrap();
+        data.write_all(b"fg").unwrap();
+    }
+
+    let server = blackbox::Server::start(dir.path(), None);
+    for up in &uploads {
+        assert_eq!(server.offset(up), 7);
+        assert_eq!(blackbox::stored(dir.path(), up), b"abcdefg");
+    }
+    let leftovers =
+        std::fs::read_dir(&files).unwrap().filter(|e| e.as_ref().unwrap().path().extension() == Some("tmp".as_ref()));
+    assert_eq!(leftovers.count(), 0, "half-written records are removed");
+}
+
 /// After a power loss the marker may reach the disk while the bytes written
 /// before it did not. Rolling back must only ever shorten the data file.
 #[test]

@@ -167,20 +167,31 @@ impl FsRecords {
     /// Start-up repair against the data files (see the module docs), first-version
     /// records rewritten in today's form, and the usage index rebuilt.
     pub(super) fn reconcile(&self, bytes: Option<&FsBytes>) -> io::Result<()> {
-        for entry in fs::read_dir(&self.dir)? {
-            let path = entry?.path();
+        self.reconcile_all(bytes).map_err(|(path, e)| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    }
+
+    /// [`Self::reconcile`], with the path that failed.
+    fn reconcile_all(&self, bytes: Option<&FsBytes>) -> std::result::Result<(), (PathBuf, io::Error)> {
+        let at = |path: &Path| {
+            let path = path.to_path_buf();
+            move |e| (path, e)
+        };
+        for entry in fs::read_dir(&self.dir).map_err(at(&self.dir))? {
+            let path = entry.map_err(at(&self.dir))?.path();
             let (Some(stem), Some(ext)) = (path.file_stem().and_then(|s| s.to_str()), path.extension()) else {
                 continue;
             };
             if ext == "tmp" {
-                fs::remove_file(&path)?; // a half-written record
+                // A half-written record. Repairing its record (below, in any order) writes
+                // through the same temporary name, so it may be gone already.
+                remove_if_present(&path).map_err(at(&path))?;
                 continue;
             }
             let Some(id) = UploadId::parse(stem.trim_end_matches(".json")) else { continue };
             if ext == "bin" && bytes.is_some() && !self.path(&id).exists() {
-                fs::remove_file(&path)?; // created but never recorded: no client knows this id
+                remove_if_present(&path).map_err(at(&path))?; // created but never recorded: no client knows this id
             } else if ext == "json" {
-                self.reconcile_one(&id, bytes)?;
+                self.reconcile_one(&id, bytes).map_err(at(&path))?;
             }
         }
         Ok(())
@@ -349,5 +360,12 @@ impl RecordStore for FsRecords {
     async fn check(&self) -> Result<()> {
         fs::metadata(&self.dir)?;
         Ok(())
+    }
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
