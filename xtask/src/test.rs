@@ -148,19 +148,31 @@ pub fn build_release_server() -> Result<(), String> {
 }
 
 /// The S3 byte store against a real Garage started for the step (and stopped after it,
-/// even on failure): the storage contract, the in-process protocol tables over S3 bytes,
-/// and the black-box S3 suite against the server binary.
+/// even on failure): the storage contract, the black-box S3 suite against the server
+/// binary, several instances sharing Garage and PostgreSQL, and the in-process protocol
+/// tables over S3 bytes.
 fn s3_suites() -> Result<(), String> {
+    let postgres = services::Postgres::start()?;
     crate::garage::with_garage(|garage| {
         let with_env = |cmd: &mut std::process::Command| {
             for (name, value) in garage.env() {
                 cmd.env(name, value);
             }
         };
-        let mut contract = cargo();
-        contract.args(["test", "-p", "sluice-server", "--test", "suite", "--", "storage_contract::", "s3::"]);
-        with_env(&mut contract);
-        proc::run(&mut contract)?;
+        let mut suites = cargo();
+        suites.args([
+            "test",
+            "-p",
+            "sluice-server",
+            "--test",
+            "suite",
+            "--",
+            "storage_contract::",
+            "s3::",
+            "instances::",
+        ]);
+        with_env(&mut suites);
+        proc::run(suites.env("SLUICE_TEST_POSTGRES", postgres.url()))?;
         let mut tables = in_process_tables();
         with_env(&mut tables);
         proc::run(tables.env("SLUICE_TEST_STORE", "s3"))

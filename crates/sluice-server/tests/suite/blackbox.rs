@@ -139,6 +139,8 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The body as received.
+    pub bytes: Vec<u8>,
 }
 
 impl Response {
@@ -177,7 +179,7 @@ pub fn read_reply(stream: &mut TcpStream, head: bool) -> Response {
     };
     let mut body = vec![0; length];
     reader.read_exact(&mut body).unwrap();
-    Response { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+    Response { status, headers, body: String::from_utf8_lossy(&body).into_owned(), bytes: body }
 }
 
 pub fn data(len: usize, seed: u64) -> Vec<u8> {

@@ -710,7 +710,7 @@ fn swarm(c: &Ctx) -> Response {
     }
     // If every writer was interrupted, the upload still holds one writer's prefix;
     // answer as the table expects only when some PATCH finished.
-    winner.unwrap_or(Response { status: 204, headers: Vec::new(), body: String::new() })
+    winner.unwrap_or(Response { status: 204, headers: Vec::new(), body: String::new(), bytes: Vec::new() })
 }
 
 /// Only these ids' files changed, and every file name is `<32 hex>.<ext>`.

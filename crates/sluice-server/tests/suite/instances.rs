@@ -1,5 +1,6 @@
-//! Several `sluice serve --state postgres://…` processes sharing one database and one data
-//! directory (bytes on a shared disk), as behind a load balancer: an upload moves freely
+//! Several `sluice serve --state postgres://…` processes sharing one database and one byte
+//! store (a shared data directory, or with `SLUICE_TEST_S3` one Garage bucket), as behind a
+//! load balancer: an upload moves freely
 //! between instances, a reader on one stops a writer on another, a killed instance's
 //! uploads resume on another with nothing acknowledged lost, and a database that goes
 //! away answers 503 + Retry-After until it is back. Skipped (with a notice) without
@@ -8,7 +9,7 @@
 use crate::blackbox;
 use crate::common::pg;
 
-use blackbox::{data, patch_headers, read_reply, read_response, send_head, sha, stored, Server};
+use blackbox::{data, patch_headers, read_reply, read_response, send_head, sha, Server};
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
@@ -17,8 +18,24 @@ use std::time::{Duration, Instant};
 /// The lease of the instances under test: a killed instance's uploads resume after it.
 const LEASE: &str = "1s";
 
+/// One instance on PostgreSQL state, its bytes under `dir` (shared by the instances of a
+/// test), or in the bucket of `SLUICE_TEST_S3` under a prefix named after `dir` when that
+/// is set (`cargo xtask test` runs these tests once each way).
 fn instance(dir: &Path, url: &str) -> Server {
-    Server::start_with(dir, None, &["--state", url, "--workers", "2", "--lock-lease", LEASE])
+    let mut flags = vec!["--state".to_string(), url.to_string(), "--workers".into(), "2".into()];
+    flags.extend(["--lock-lease".into(), LEASE.into()]);
+    if let Ok(bucket) = std::env::var("SLUICE_TEST_S3") {
+        let prefix = dir.file_name().unwrap().to_string_lossy().trim_start_matches('.').to_string();
+        flags.extend(["--storage".into(), format!("{}/instances-{prefix}", bucket.trim_end_matches('/'))]);
+    }
+    Server::start_with(dir, None, &flags.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The upload's bytes as an instance serves them (`GET`), wherever they are stored.
+fn stored(server: &Server, path: &str) -> Vec<u8> {
+    let res = server.request("GET", path, &[], b"");
+    assert_eq!(res.status, 200, "GET {path}: {res:?}");
+    res.bytes
 }
 
 async fn database(test: &str) -> Option<String> {
@@ -44,7 +61,7 @@ async fn an_upload_moves_between_instances_chunk_by_chunk() {
         assert_eq!(res.status, 204, "chunk {i} on instance {}: {res:?}", i % 2);
     }
     assert_eq!(servers[1].offset(&path), file.len() as u64);
-    assert_eq!(sha(&stored(dir.path(), &path)), sha(&file));
+    assert_eq!(sha(&stored(&servers[0], &path)), sha(&file));
 }
 
 #[actix_web::test]
@@ -70,7 +87,7 @@ async fn a_head_on_one_instance_stops_a_writer_on_another() {
     assert!(interrupted.body.contains("upload_interrupted"), "{interrupted:?}");
     let res = b.patch(&path, offset, &file[offset as usize..]);
     assert_eq!(res.status, 204, "{res:?}");
-    assert_eq!(sha(&stored(dir.path(), &path)), sha(&file));
+    assert_eq!(sha(&stored(&a, &path)), sha(&file));
 }
 
 /// One PATCH whose body is written in paced pieces (so a kill lands mid-body); the new
@@ -136,7 +153,7 @@ async fn after_kill_9_the_upload_resumes_on_another_instance() {
         assert!(started.elapsed() < Duration::from_secs(10), "the dead holder's lease lapsed");
         let res = servers[survivor].patch(&path, offset, &file[offset as usize..]);
         assert_eq!(res.status, 204, "round {round}: {res:?}");
-        assert_eq!(sha(&stored(dir.path(), &path)), sha(&file), "round {round}: the stored file is the file");
+        assert_eq!(sha(&stored(&servers[survivor], &path)), sha(&file), "round {round}: the stored file is the file");
     }
     eprintln!("{kills} kills, every upload resumed on the other instance with matching sha256");
 }
@@ -172,5 +189,5 @@ async fn while_the_database_is_down_answers_are_503_and_nothing_is_lost() {
     }
     assert_eq!(b.offset(&path), 80_000, "every acknowledged byte is there");
     assert_eq!(b.patch(&path, 80_000, &file[80_000..]).status, 204);
-    assert_eq!(sha(&stored(dir.path(), &path)), sha(&file));
+    assert_eq!(sha(&stored(&a, &path)), sha(&file));
 }

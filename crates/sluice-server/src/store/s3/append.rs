@@ -137,22 +137,7 @@ impl<'a> Append<'a> {
             let held = self.store.client.head(&key).await?.map_or(0, |i| i.size);
             return Err(StoreError::OffsetMismatch { actual: index * self.state.part_size + held });
         };
-        if let Some(file) = spool.reuse(self.id, index, &info.etag, need)? {
-            return Ok(file);
-        }
-        // Another instance wrote it, or this one restarted: download the bytes.
-        let mut writer = spool.writer(spool.create()?);
-        let mut bytes = self.store.client.get(&key, Some(0..need)).await?.ok_or(StoreError::Gone)?;
-        let mut pulled = 0u64;
-        while let Some(chunk) = bytes.next().await {
-            let chunk = chunk.map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            pulled += chunk.len() as u64;
-            writer.push(&chunk).await?;
-        }
-        if pulled != need {
-            return Err(StoreError::Unavailable(format!("{key}: got {pulled} of {need} bytes")));
-        }
-        Ok(writer.finish().await?)
+        self.store.incomplete_part(self.id, index, &info.etag, need).await
     }
 
     /// Sends the full part being staged (after the one in flight, if any) and starts the next.

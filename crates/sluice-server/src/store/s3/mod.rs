@@ -36,6 +36,7 @@ use client::{Body, Client};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::fs::File;
 use std::io;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -213,6 +214,28 @@ impl S3Bytes {
         Ok(self.client.head(&self.object_key(id)).await?.is_some_and(|info| info.size == length))
     }
 
+    /// The first `len` bytes of the incomplete part `index` (object ETag `etag`) in a spool
+    /// file: the one this instance kept, or downloaded (another instance wrote it, or this
+    /// one restarted). Streamed through the spool's fixed buffers, never held in memory.
+    async fn incomplete_part(&self, id: &UploadId, index: u64, etag: &str, len: u64) -> Result<File> {
+        if let Some(file) = self.spool.reuse(id, index, etag, len)? {
+            return Ok(file);
+        }
+        let key = self.tail_key(id, index);
+        let mut writer = self.spool.writer(self.spool.create()?);
+        let mut bytes = self.client.get(&key, Some(0..len)).await?.ok_or(StoreError::Gone)?;
+        let mut pulled = 0u64;
+        while let Some(chunk) = bytes.next().await {
+            let chunk = chunk.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            pulled += chunk.len() as u64;
+            writer.push(&chunk).await?;
+        }
+        if pulled != len {
+            return Err(StoreError::Unavailable(format!("{key}: got {pulled} of {len} bytes")));
+        }
+        Ok(writer.finish().await?)
+    }
+
     /// Ends a multipart upload that has every byte: its parts, the last one copied from
     /// `{id}.part.{n}` on the store's side.
     async fn complete(&self, id: &UploadId, state: &UploadState, length: u64) -> Result<()> {
@@ -236,11 +259,21 @@ impl S3Bytes {
             let want = if index + 1 == count { last_len } else { size };
             match by_number.get(&number) {
                 Some(part) if part.size == want => etags.push(part.etag.clone()),
-                _ if index + 1 == count => {
+                _ if index + 1 == count && want >= MIN_PART => {
                     // The last, incomplete part: copied from its object, on the store's side.
                     let tail = self.tail_key(id, index);
                     let etag = self.client.upload_part_copy(&key, &state.upload_id, number, &tail, 0..want).await?;
                     etags.push(etag);
+                }
+                _ if index + 1 == count => {
+                    // Under 5 MiB, which some stores (Garage) refuse as a copy source: sent
+                    // again from the spool (this instance's copy, or downloaded into it).
+                    let tail = self.tail_key(id, index);
+                    let info =
+                        self.client.head(&tail).await?.filter(|info| info.size >= want).ok_or(StoreError::Gone)?;
+                    let file = Arc::new(self.incomplete_part(id, index, &info.etag, want).await?);
+                    let sent = self.client.upload_part(&key, &state.upload_id, number, Body::File(file, 0..want));
+                    etags.push(sent.await?.ok_or(StoreError::Gone)?);
                 }
                 found => {
                     return Err(StoreError::Io(io::Error::other(format!(
@@ -314,10 +347,10 @@ impl ByteStore for S3Bytes {
     }
 
     async fn concat(&self, id: &UploadId, parts: &[(UploadId, u64)]) -> Result<bool> {
-        // UploadPartCopy needs every part but the last to be at least 5 MiB.
+        // S3 needs every part but the last to be at least 5 MiB, and some stores (Garage)
+        // refuse any copy source under 5 MiB: otherwise the engine streams the parts.
         let sources: Vec<&(UploadId, u64)> = parts.iter().filter(|(_, len)| *len > 0).collect();
-        let Some(((_, last_len), init)) = sources.split_last() else { return Ok(false) };
-        if init.iter().any(|(_, len)| *len < MIN_PART) || *last_len == 0 {
+        if sources.is_empty() || sources.iter().any(|(_, len)| *len < MIN_PART) {
             return Ok(false);
         }
         let copies: u64 = sources.iter().map(|(_, len)| len.div_ceil(MAX_PART)).sum();
