@@ -141,6 +141,14 @@ pub fn build_package(out: &Path) -> Result<(), String> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let path = std::env::join_paths(std::iter::once(npm_bin).chain(std::env::split_paths(&path)))
         .map_err(|e| format!("PATH: {e}"))?;
+    // wasm-pack writes package.json's `files` before it copies the licence files, listing
+    // only those already in the output directory: on a fresh clone the package would ship
+    // without them. Put them there first.
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    for licence in ["LICENSE-MIT", "LICENSE-APACHE"] {
+        let from = root.join(CRATE).join(licence);
+        std::fs::copy(&from, out.join(licence)).map_err(|e| format!("{}: {e}", from.display()))?;
+    }
     let mut cmd = command("wasm-pack");
     cmd.args(["build", "--release", "--target", "web", "--out-dir"]).arg(out).arg(CRATE).env("PATH", path);
     proc::run(&mut cmd)
