@@ -6,41 +6,9 @@
 use crate::error::{code, Error, Result};
 use crate::http::{self, Failure, Reply, Req};
 use sluice_core::tus::{parse_length, Metadata, OFFSET_OCTET_STREAM, TUS_VERSION};
-use sluice_core::Algorithm;
 use web_sys::{AbortSignal, Blob};
 
-/// What a tus server said about itself in its `OPTIONS` answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Capabilities {
-    /// `Tus-Extension`, e.g. `creation`, `checksum`, `termination`.
-    pub extensions: Vec<String>,
-    /// `Tus-Checksum-Algorithm`, restricted to the algorithms this crate computes, in the server's order.
-    pub checksum_algorithms: Vec<Algorithm>,
-    /// `Tus-Max-Size`.
-    pub max_size: Option<u64>,
-}
-
-impl Capabilities {
-    /// Parses the `OPTIONS` headers (any may be missing, e.g. hidden by CORS).
-    pub fn from_headers(extension: Option<&str>, checksum: Option<&str>, max_size: Option<&str>) -> Self {
-        let list = |v: Option<&str>| -> Vec<String> {
-            v.unwrap_or("").split(',').map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect()
-        };
-        let extensions = list(extension);
-        let checksum_algorithms = if extensions.iter().any(|e| e == "checksum") {
-            list(checksum).iter().filter_map(|n| Algorithm::from_name(n)).collect()
-        } else {
-            Vec::new()
-        };
-        let max_size = max_size.and_then(|v| parse_length("Tus-Max-Size", v).ok());
-        Capabilities { extensions, checksum_algorithms, max_size }
-    }
-
-    /// Whether the server lists this extension.
-    pub fn has(&self, extension: &str) -> bool {
-        self.extensions.iter().any(|e| e == extension)
-    }
-}
+pub use sluice_core::tus::Capabilities;
 
 /// Asks the endpoint what it supports.
 pub async fn discover(endpoint: &str) -> Result<Capabilities> {
@@ -149,6 +117,7 @@ pub fn location(reply: &Reply, endpoint: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_core::Algorithm;
 
     #[test]
     fn capabilities() {

@@ -10,41 +10,15 @@ use sluice_core::tus::{format_checksum, parse_length, Metadata, OFFSET_OCTET_STR
 use sluice_core::Algorithm;
 use url::Url;
 
-/// What a tus server said about itself in its `OPTIONS` answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Capabilities {
-    /// `Tus-Extension`, lowercased: `creation`, `checksum`, `termination`, `concatenation`...
-    pub extensions: Vec<String>,
-    /// `Tus-Checksum-Algorithm`, restricted to the algorithms this crate computes, in the server's order.
-    pub checksum_algorithms: Vec<Algorithm>,
-    /// `Tus-Max-Size`.
-    pub max_size: Option<u64>,
-}
+pub use sluice_core::tus::Capabilities;
 
-impl Capabilities {
-    /// Parses the `OPTIONS` headers (any may be missing).
-    pub fn from_headers(extension: Option<&str>, checksum: Option<&str>, max_size: Option<&str>) -> Self {
-        let list = |v: Option<&str>| -> Vec<String> {
-            v.unwrap_or("").split(',').map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect()
-        };
-        let mut extensions = list(extension);
-        if extensions.is_empty() {
-            // Creation is the one extension every tus client relies on: assume it.
-            extensions.push("creation".into());
-        }
-        let checksum_algorithms = if extensions.iter().any(|e| e == "checksum") {
-            list(checksum).iter().filter_map(|n| Algorithm::from_name(n)).collect()
-        } else {
-            Vec::new()
-        };
-        let max_size = max_size.and_then(|v| parse_length("Tus-Max-Size", v).ok());
-        Capabilities { extensions, checksum_algorithms, max_size }
+/// The capabilities a server announced; with no `Tus-Extension` at all, creation (the one
+/// extension every tus client relies on) is assumed.
+fn assume_creation(mut caps: Capabilities) -> Capabilities {
+    if caps.extensions.is_empty() {
+        caps.extensions.push("creation".into());
     }
-
-    /// Whether the server lists this extension.
-    pub fn has(&self, extension: &str) -> bool {
-        self.extensions.iter().any(|e| e == extension)
-    }
+    caps
 }
 
 /// Where an upload stands, from `HEAD`.
@@ -70,7 +44,7 @@ pub async fn discover(http: &Http, endpoint: &str) -> Result<Capabilities> {
     let reply = match http.send(http.tus(Method::OPTIONS, endpoint), endpoint).await {
         Ok(reply) => reply,
         // Some servers answer OPTIONS with an error yet speak core tus.
-        Err(e) if e.status.is_some() => return Ok(Capabilities::from_headers(None, None, None)),
+        Err(e) if e.status.is_some() => return Ok(assume_creation(Capabilities::from_headers(None, None, None))),
         Err(e) => return Err(e),
     };
     if let Some(versions) = reply.header("Tus-Version") {
@@ -80,11 +54,11 @@ pub async fn discover(http: &Http, endpoint: &str) -> Result<Capabilities> {
             )));
         }
     }
-    Ok(Capabilities::from_headers(
+    Ok(assume_creation(Capabilities::from_headers(
         reply.header("Tus-Extension"),
         reply.header("Tus-Checksum-Algorithm"),
         reply.header("Tus-Max-Size"),
-    ))
+    )))
 }
 
 /// The metadata sent with a file: its name (tus-js-client's `filename` key).
@@ -192,7 +166,7 @@ mod tests {
         assert_eq!(c.max_size, Some(100));
         let c = Capabilities::from_headers(Some("creation"), Some("sha1"), None);
         assert!(c.checksum_algorithms.is_empty(), "no checksum extension, no checksums");
-        let c = Capabilities::from_headers(None, None, Some("x"));
+        let c = assume_creation(Capabilities::from_headers(None, None, Some("x")));
         assert_eq!((c.extensions.as_slice(), c.max_size), (&["creation".to_string()][..], None));
     }
 }

@@ -185,6 +185,41 @@ impl Concat {
     }
 }
 
+/// What a tus server said about itself in its `OPTIONS` answer (the clients' view: the
+/// CLI's and the browser module's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `Tus-Extension`, lowercased: `creation`, `checksum`, `termination`, `concatenation`...
+    pub extensions: Vec<String>,
+    /// `Tus-Checksum-Algorithm`, restricted to the algorithms Sluice computes, in the server's order.
+    pub checksum_algorithms: Vec<Algorithm>,
+    /// `Tus-Max-Size`.
+    pub max_size: Option<u64>,
+}
+
+impl Capabilities {
+    /// Parses the `OPTIONS` headers (any may be missing, e.g. hidden by CORS); an
+    /// unreadable `Tus-Max-Size` counts as none.
+    pub fn from_headers(extension: Option<&str>, checksum: Option<&str>, max_size: Option<&str>) -> Self {
+        let list = |v: Option<&str>| -> Vec<String> {
+            v.unwrap_or("").split(',').map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect()
+        };
+        let extensions = list(extension);
+        let checksum_algorithms = if extensions.iter().any(|e| e == "checksum") {
+            list(checksum).iter().filter_map(|n| Algorithm::from_name(n)).collect()
+        } else {
+            Vec::new()
+        };
+        let max_size = max_size.and_then(|v| parse_length("Tus-Max-Size", v).ok());
+        Capabilities { extensions, checksum_algorithms, max_size }
+    }
+
+    /// Whether the server lists this extension.
+    pub fn has(&self, extension: &str) -> bool {
+        self.extensions.iter().any(|e| e == extension)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
