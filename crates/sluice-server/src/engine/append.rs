@@ -56,7 +56,7 @@ impl Engine {
     {
         let lease = self.lease(id).await?;
         let record = self.live(who, id).await?;
-        let mut record = self.settle(record, true).await?;
+        let mut record = self.settle(record, Some(lease.fence())).await?;
         if record.is_complete() && input.finish != Finish::AtLength {
             // The draft: a completed upload takes no request at all (tus checks offsets as usual).
             return Err(Error::new(Reason::UploadCompleted, "This upload is complete; it takes no more bytes."));
@@ -164,7 +164,7 @@ impl Engine {
             Finish::Later => false,
         };
         if complete {
-            record = self.complete(record).await?;
+            record = self.complete(record, lease.fence()).await?;
         }
         lease.release().await;
         Ok(record)

@@ -4,6 +4,7 @@
 use super::Engine;
 use crate::error::Result;
 use crate::hooks::{self, HookUpload};
+use crate::store::Fence;
 use crate::store::{Kind, State, UploadRecord};
 use futures_util::TryStreamExt;
 use sluice_core::{sniff, SNIFF_LEN};
@@ -12,15 +13,23 @@ impl Engine {
     /// Completes an upload whose bytes are all stored (the caller holds its lease, or
     /// nobody else knows it yet). A whole or final file is judged by its leading bytes
     /// (refused: removed, and the refusal returned), gets its type recorded, counts as
-    /// completed and fires the post-finish hook once; a part is only sealed.
-    pub(super) async fn complete(&self, record: UploadRecord) -> Result<UploadRecord> {
+    /// completed and fires the post-finish hook once; a part is only sealed. The seal
+    /// commits under `fence`, the caller's lease, so a caller whose lease was taken over
+    /// cannot seal.
+    pub(super) async fn complete(&self, record: UploadRecord, fence: Fence) -> Result<UploadRecord> {
         let stored = record.offset;
-        self.complete_from(record, stored).await
+        self.complete_from(record, stored, fence).await
     }
 
     /// [`Engine::complete`] for a record whose stored offset is still `stored` (the
     /// completion commits both at once).
-    pub(super) async fn complete_from(&self, mut record: UploadRecord, stored: u64) -> Result<UploadRecord> {
+    pub(super) async fn complete_from(
+        &self,
+        mut record: UploadRecord,
+        stored: u64,
+        fence: Fence,
+    ) -> Result<UploadRecord> {
+        record.fence = fence;
         let length = record.offset;
         let announced = record.kind != Kind::Partial;
         if announced {

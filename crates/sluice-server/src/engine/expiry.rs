@@ -32,7 +32,7 @@ impl Engine {
             match self.records.get(&id).await {
                 Ok(record) if !record.is_complete() && record.modified_at < cutoff => {
                     // Every byte arrived but the completion never ran: complete, not expire.
-                    if self.settle(record, true).await?.is_complete() {
+                    if self.settle(record, Some(lease.fence())).await?.is_complete() {
                         continue;
                     }
                 }

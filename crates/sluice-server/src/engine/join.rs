@@ -161,7 +161,7 @@ impl Engine {
         record.fence = fence;
         record.parts_ready = parts.len() as u64;
         tracing::info!(upload = %record.id, parts = parts.len(), total, "parts joined");
-        self.complete_from(record, stored).await
+        self.complete_from(record, stored, fence).await
     }
 }
 

@@ -36,7 +36,7 @@ use crate::hooks::{self, HookUpload, Hooks};
 use crate::id::UploadId;
 use crate::lock::{Lease, LockError, Locks};
 use crate::metrics::Metrics;
-use crate::store::{ByteStore, ByteStream, Kind, Protocol, RecordStore, StoreError, UploadRecord};
+use crate::store::{ByteStore, ByteStream, Fence, Kind, Protocol, RecordStore, StoreError, UploadRecord};
 use sluice_core::tus::Metadata;
 use sluice_core::units::format_size;
 use sluice_core::{Policy, Reason};
@@ -193,7 +193,9 @@ impl Engine {
         self.metrics.created.inc();
         tracing::info!(upload = %record.id, protocol = new.protocol.name(), length = ?record.length, "upload created");
         if record.length == Some(0) && !matches!(record.kind, Kind::Final(_)) {
-            record = self.complete(record).await?;
+            // Nobody else knows the upload yet: its own fence will do.
+            let fence = record.fence;
+            record = self.complete(record, fence).await?;
         }
         Ok(record)
     }
@@ -233,23 +235,23 @@ impl Engine {
             self.locks.preempt(id).await?;
         }
         let record = self.live(who, id).await?;
-        self.settle(record, false).await
+        self.settle(record, None).await
     }
 
     /// Completes an upload that has every byte but was never completed (its process died
     /// between the last byte and the completion). Under the IETF draft only the client
     /// completes an upload, so those are left alone.
-    async fn settle(&self, record: UploadRecord, holding_lease: bool) -> Result<UploadRecord> {
+    async fn settle(&self, record: UploadRecord, held: Option<Fence>) -> Result<UploadRecord> {
         let due = !record.is_complete() && record.has_all_bytes() && record.protocol != Protocol::Ietf;
         if !due || matches!(record.kind, Kind::Final(_)) {
             return Ok(record);
         }
-        if holding_lease {
-            return self.complete(record).await;
+        if let Some(fence) = held {
+            return self.complete(record, fence).await;
         }
         let lease = self.lease(&record.id).await?;
         let record = self.records.get(&record.id).await?;
-        let settled = if record.is_complete() { record } else { self.complete(record).await? };
+        let settled = if record.is_complete() { record } else { self.complete(record, lease.fence()).await? };
         lease.release().await;
         Ok(settled)
     }
@@ -301,7 +303,7 @@ impl Engine {
         range: Option<Range<u64>>,
     ) -> Result<(UploadRecord, ByteStream)> {
         let record = self.live(who, id).await?;
-        let record = self.settle(record, false).await?;
+        let record = self.settle(record, None).await?;
         if !record.is_complete() {
             return Err(Error::new(
                 Reason::UploadIncomplete,
