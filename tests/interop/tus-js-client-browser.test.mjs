@@ -98,3 +98,44 @@ test('tus-js-client in Chromium: creation-with-upload and X-HTTP-Method-Override
     await context.close()
   }
 })
+
+// The same reload-and-resume in Chromium speaking the IETF draft: tus-js-client's
+// `ietf-draft-03` sends interop version 5, `ietf-draft-05` sends 6.
+for (const [protocol, interop] of [
+  ['ietf-draft-03', '5'],
+  ['ietf-draft-05', '6'],
+]) {
+  test(`tus-js-client in Chromium, ${protocol}: chunked upload, reload, resume from the server offset`, async () => {
+    const file = await randomFile(dir, `tus-js-${protocol}.bin`, 10 * MiB + 333)
+    const { context, page } = await openClientPage()
+    try {
+      const seen = recordRequests(page, server.origin)
+      await page.setInputFiles('#file', file.path)
+      const options = { protocol, chunkSize: 2 * 1024 * 1024 }
+      const first = await page.evaluate(([e, o]) => window.upload(e, o, 4 * 1024 * 1024), [server.endpoint, options])
+      assert.ok(first.url?.startsWith(server.endpoint), JSON.stringify(first))
+      const sent = seen.filter((r) => r.method !== 'OPTIONS')
+      assert.ok(sent.length >= 2, sent.map((r) => r.method).join(','))
+      for (const r of sent) {
+        assert.equal(r.headers['upload-draft-interop-version'], interop, `${r.method}: interop version`)
+        assert.equal(r.headers['tus-resumable'], undefined, `${r.method}: no Tus-Resumable in draft mode`)
+      }
+      const head = await fetch(first.url, { method: 'HEAD', headers: { 'Upload-Draft-Interop-Version': interop } })
+      assert.equal(head.status, 204)
+      assert.equal(head.headers.get('upload-complete'), '?0')
+      const offset = Number(head.headers.get('upload-offset'))
+      assert.ok(offset >= 4 * MiB && offset < file.size, `server offset ${offset}`)
+
+      await page.reload()
+      seen.length = 0
+      await page.setInputFiles('#file', file.path)
+      const second = await page.evaluate(([e, o]) => window.upload(e, o), [server.endpoint, options])
+      assert.equal(second.url, first.url)
+      assert.equal(seen.filter((r) => r.method === 'POST').length, 0, 'a new upload was created')
+      assert.equal(seen.find((r) => r.method === 'PATCH')?.headers['upload-offset'], String(offset))
+      assert.deepEqual(await sha256Body(await fetch(second.url)), { sha256: file.sha256, size: file.size })
+    } finally {
+      await context.close()
+    }
+  })
+}
