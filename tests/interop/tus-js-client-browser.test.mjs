@@ -139,3 +139,23 @@ for (const [protocol, interop] of [
     }
   })
 }
+
+test('tus-js-client in Chromium: parallelUploads 4 (tus concatenation), joined file intact', async () => {
+  const file = await randomFile(dir, 'tus-js-parallel.bin', 9 * MiB + 4321)
+  const { context, page } = await openClientPage()
+  try {
+    const seen = recordRequests(page, server.origin)
+    await page.setInputFiles('#file', file.path)
+    const done = await page.evaluate(([e]) => window.upload(e, { parallelUploads: 4 }), [server.endpoint])
+    const posts = seen.filter((r) => r.method === 'POST')
+    assert.equal(posts.filter((r) => r.headers['upload-concat'] === 'partial').length, 4, 'four partial uploads')
+    const finals = posts.filter((r) => r.headers['upload-concat']?.startsWith('final;'))
+    assert.equal(finals.length, 1, 'one final upload')
+    assert.equal(finals[0].headers['upload-concat'].split(' ').length, 4, 'the final names every part')
+    const head = await fetch(done.url, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } })
+    assert.equal(head.headers.get('upload-offset'), String(file.size))
+    assert.deepEqual(await sha256Body(await fetch(done.url)), { sha256: file.sha256, size: file.size })
+  } finally {
+    await context.close()
+  }
+})
