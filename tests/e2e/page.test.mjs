@@ -389,3 +389,18 @@ test('without JavaScript the plain form uploads; the page then reports the resul
     await server.stop()
   }
 })
+
+test('a large file goes in 4 parallel parts, joined by the server into the same bytes', async () => {
+  const f = await randomFile(dir, 'survey-archive.bin', 72 * MiB + 4097)
+  await withPage(async ({ server, page }) => {
+    const seen = recordRequests(page)
+    await page.setInputFiles('#picker', f.path)
+    await waitState(page, 'survey-archive.bin', 'done')
+    const posts = seen.filter((r) => r.method === 'POST')
+    assert.equal(posts.filter((r) => r.headers['upload-concat'] === 'partial').length, 4, 'four partial uploads')
+    assert.equal(posts.filter((r) => r.headers['upload-concat']?.startsWith('final;')).length, 1, 'one final upload')
+    const url = await urlOf(page, 'survey-archive.bin')
+    assert.equal(await sha256File(server.dataFile(url)), f.sha256, 'the joined file differs')
+    assert.equal(await rowFraction(page, 'survey-archive.bin'), 1)
+  })
+})

@@ -11,7 +11,8 @@
 //   3. uploading that 2 GiB file to a local Sluice server, per checksum setting (chunk checksums
 //      computed by the module's hashing workers), with the renderer's memory: JS heap (CDP
 //      Runtime.getHeapUsage after HeapProfiler.collectGarbage) and the renderer processes' RSS
-//      sampled from /proc every 50 ms, and the page thread's long tasks (PerformanceObserver).
+//      sampled from /proc every 50 ms, and the page thread's long tasks (PerformanceObserver);
+//   4. the same upload as one stream (`parallel: 1`) and as 4 parts joined by the server.
 // Prints a Markdown section and writes it to docs/benchmarks.md ("## Browser figures").
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -241,6 +242,23 @@ try {
     // Free the disk for the next run.
     await fetch(r.url, { method: "DELETE", headers: { "Tus-Resumable": "1.0.0" } }).catch(() => {});
   }
+
+  // One stream vs parallel parts joined by the server (tus concatenation), no checksum.
+  results.parallel = [];
+  for (const parts of [1, 4]) {
+    const r = await tab.evaluate(async ({ endpoint, parts }) => {
+      const client = await window.sluice.Client.connect(endpoint, { checksum: "none", chunkSize: 64 * 1024 * 1024, resume: false, parallel: parts });
+      const file = document.querySelector("#up").files[0];
+      const t0 = performance.now();
+      const result = await client.upload(file).start();
+      const ms = performance.now() - t0;
+      client.free();
+      return { parts, ms, mb_s: file.size / 1e6 / (ms / 1000), url: result.url };
+    }, { endpoint, parts });
+    results.parallel.push(r);
+    console.log(`upload (parallel ${parts}):`, JSON.stringify(r));
+    await fetch(r.url, { method: "DELETE", headers: { "Tus-Resumable": "1.0.0" } }).catch(() => {});
+  }
 } finally {
   await browser.close();
   statics.close();
@@ -278,6 +296,12 @@ for (const u of results.upload) {
   lines.push(`| upload 2 GiB, 64 MiB chunks, checksum ${u.checksum ?? "none"} (${u.workers} hashing worker${u.workers === 1 ? "" : "s"}) | ${u.mb_s.toFixed(0)} MB/s (${f1(u.ms / 1000)} s) | ${target} | ${u.checksum ? mark(share >= 0.9) : "-"} |`);
   lines.push(`| … renderer RSS growth (peak − start, ${u.renderers} renderer) / JS heap growth | ${f1(u.rss_growth_mib)} MiB / ${f1(u.heap_growth_mib)} MiB | < 32 MiB | ${mark(u.rss_growth_mib < 32)} |`);
   lines.push(`| … page-thread tasks over 50 ms (longest) | ${u.long_tasks} (${f1(u.longest_task_ms)} ms) | 0 | ${mark(u.long_tasks === 0)} |`);
+}
+const [one, four] = results.parallel;
+if (one && four) {
+  const gain = four.mb_s / one.mb_s;
+  lines.push(`| upload 2 GiB, no checksum, one stream (\`parallel: 1\`) | ${one.mb_s.toFixed(0)} MB/s (${f1(one.ms / 1000)} s) | - | - |`);
+  lines.push(`| upload 2 GiB, no checksum, 4 parts joined (\`parallel: 4\`) | ${four.mb_s.toFixed(0)} MB/s (${f1(four.ms / 1000)} s), ${gain.toFixed(2)}× one stream | ≥ 1.5× and ≥ 400 MB/s | ${mark(gain >= 1.5 && four.mb_s >= 400)} |`);
 }
 lines.push("", `Digests agree with native: sha256 ${s.hex === results.native.sha256.digest ? "yes" : "**NO**"}, crc32c ${results.hash.crc32c.hex === results.native.crc32c.digest ? "yes" : "**NO**"}.`, "");
 const section = lines.join("\n");

@@ -45,10 +45,19 @@ pub struct ClientOptions {
     /// Check each file against the policy before sending (default true).
     #[tsify(optional)]
     pub check: Option<bool>,
-    /// Compute the whole file's SHA-256 while uploading (default false; hashed on the page's
-    /// thread, in order).
+    /// Compute the whole file's SHA-256 before sending (in a hashing worker when there is one)
+    /// and declare it, so the server refuses the upload with `digest_mismatch` unless the bytes
+    /// it stored hash the same (default false).
     #[tsify(optional)]
     pub file_sha256: Option<bool>,
+    /// The protocol: tus 1.0 (default), or the IETF resumable-uploads draft.
+    #[tsify(optional)]
+    pub protocol: Option<ProtocolOption>,
+    /// Split each file into this many parts sent at once and joined on the server (tus
+    /// concatenation; default 1). Used when the server lists `concatenation`; parts are at
+    /// least 1 MiB.
+    #[tsify(optional)]
+    pub parallel: Option<f64>,
     /// Web Workers that compute chunk checksums off the page's thread (default: one per spare
     /// core, at most 4; 0 hashes on the page's thread).
     #[tsify(optional)]
@@ -62,6 +71,16 @@ pub struct ClientOptions {
 /// `undefined` → `None`, `null` → `Some(None)`, a value → `Some(Some(v))`.
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
+}
+
+/// The protocol uploads speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Tsify)]
+#[serde(rename_all = "lowercase")]
+pub enum ProtocolOption {
+    /// tus 1.0: any tus server.
+    Tus,
+    /// The IETF resumable-uploads draft (interop version 8).
+    Ietf,
 }
 
 /// Which checksum each chunk carries.
@@ -97,6 +116,9 @@ pub struct UploadOptions {
     /// Extra Upload-Metadata pairs (`filename` and `filetype` are set already).
     #[tsify(optional)]
     pub metadata: Option<BTreeMap<String, String>>,
+    /// Parts for this file, instead of the client's `parallel`.
+    #[tsify(optional)]
+    pub parallel: Option<f64>,
 }
 
 /// Where an upload stands.
@@ -232,7 +254,8 @@ pub struct PendingUpload {
     pub size: f64,
     /// The file's modification time (Unix ms), or `null` for a plain `Blob`.
     pub last_modified: Option<f64>,
-    /// The upload's URL.
+    /// The upload's URL (`parts URL URL…` for a parallel upload not yet joined); pass it to
+    /// `discard`.
     pub url: String,
     /// Bytes the server holds, or `null` when it could not be asked.
     pub offset: Option<f64>,

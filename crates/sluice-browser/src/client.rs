@@ -8,6 +8,7 @@ use crate::http::{self, Req};
 use crate::retry::Backoff;
 use crate::sync::Slots;
 use crate::tus::{self, Capabilities};
+use crate::wire::Protocol;
 use sluice_core::{Algorithm, Policy, MAX_LENGTH};
 
 /// Default chunk size when the page does not choose one (capped by the policy).
@@ -42,8 +43,12 @@ pub struct Config {
     pub resume: bool,
     /// Check files against the policy before sending (the server checks anyway).
     pub check: bool,
-    /// Compute the whole file's SHA-256 while uploading.
+    /// Compute the whole file's SHA-256 before uploading, and declare it for the server to verify.
     pub file_sha256: bool,
+    /// The protocol uploads speak.
+    pub protocol: Protocol,
+    /// Parts a file is split into and sent at once (tus concatenation; 1: one stream).
+    pub parallel: usize,
     /// Uploads transferring at once.
     pub concurrency: usize,
     /// Hashing workers (`None`: [`hashpool::default_workers`]; 0: hash on the page's thread).
@@ -62,6 +67,8 @@ impl Default for Config {
             resume: true,
             check: true,
             file_sha256: false,
+            protocol: Protocol::Tus,
+            parallel: 1,
             concurrency: DEFAULT_CONCURRENCY,
             hash_workers: None,
             worker_url: None,
@@ -94,6 +101,8 @@ pub struct Shared {
     pub policy_published: bool,
     /// The checksum algorithm chunks carry, if any.
     pub checksum: Option<Algorithm>,
+    /// The protocol uploads speak.
+    pub protocol: Protocol,
     /// Settings.
     pub config: Config,
     /// Concurrency limit.
@@ -124,12 +133,18 @@ impl Shared {
             Some(p) => p,
             None => policy_from_capabilities(&caps)?,
         };
-        let checksum = choose_checksum(config.checksum, &caps, &policy);
-        policy.check_checksum(checksum)?;
+        let protocol = config.protocol;
+        let checksum = match protocol {
+            Protocol::Tus => choose_checksum(config.checksum, &caps, &policy),
+            // The draft has no per-request checksum; the whole file's digest covers it.
+            Protocol::Ietf => None,
+        };
+        if protocol == Protocol::Tus {
+            policy.check_checksum(checksum)?;
+        }
         let slots = Slots::new(config.concurrency);
         let pool = match package_url(&config) {
-            // The whole-file digest reads every byte in order on the page anyway.
-            Some(url) if checksum.is_some() && !config.file_sha256 => {
+            Some(url) if checksum.is_some() || config.file_sha256 => {
                 let n = config.hash_workers.unwrap_or_else(hashpool::default_workers);
                 if n == 0 {
                     None
@@ -139,7 +154,16 @@ impl Shared {
             }
             _ => None,
         };
-        Ok(Shared { endpoint, caps, policy, policy_published, checksum, config, slots, pool })
+        Ok(Shared { endpoint, caps, policy, policy_published, checksum, protocol, config, slots, pool })
+    }
+
+    /// Parts an upload is split into: `wanted` when the server joins partial uploads (tus
+    /// `concatenation`), else one.
+    pub fn parallel(&self, wanted: usize) -> usize {
+        match self.protocol {
+            Protocol::Tus if self.caps.has("concatenation") => wanted.max(1),
+            _ => 1,
+        }
     }
 
     /// The chunk size uploads use: the page's choice, capped by the policy.

@@ -74,7 +74,9 @@ impl Reply {
     pub async fn error(&self) -> Error {
         let body = self.text().await;
         let parsed: Option<(String, String)> = serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| {
-            Some((v.get("code")?.as_str()?.to_string(), v.get("message")?.as_str().unwrap_or("").to_string()))
+            // Sluice's error body says `message`; a problem details body (the draft) says `detail`.
+            let message = v.get("message").or_else(|| v.get("detail")).and_then(|m| m.as_str()).unwrap_or("");
+            Some((v.get("code")?.as_str()?.to_string(), message.to_string()))
         });
         let status = self.status;
         let (code, message) = match parsed {

@@ -57,16 +57,23 @@ pub mod error;
 pub mod fingerprint;
 pub mod hashpool;
 pub mod http;
+pub mod ietf;
 mod js;
 pub mod messages;
+mod parts;
 pub mod progress;
 pub mod retry;
 mod sync;
 pub mod tus;
 pub mod upload;
+pub mod wire;
 
-use api::{ChecksumOption, ClientOptions, PendingUpload, UploadOptions, UploadResult};
+use api::{ChecksumOption, ClientOptions, PendingUpload, ProtocolOption, UploadOptions, UploadResult};
 use client::{ChecksumChoice, Config, PolicySource, Shared};
+use wire::Protocol;
+
+/// The most parts one upload is split into.
+const MAX_PARALLEL: usize = 16;
 use error::{code, Error};
 use js_sys::{Array, Function, Promise};
 use sluice_core::{Algorithm, Policy};
@@ -115,6 +122,13 @@ fn parse_client_options(options: JsValue) -> Result<(PolicySource, Config), JsVa
     config.resume = options.resume.unwrap_or(true);
     config.check = options.check.unwrap_or(true);
     config.file_sha256 = options.file_sha256.unwrap_or(false);
+    config.protocol = match options.protocol.unwrap_or(ProtocolOption::Tus) {
+        ProtocolOption::Tus => Protocol::Tus,
+        ProtocolOption::Ietf => Protocol::Ietf,
+    };
+    if let Some(n) = count(options.parallel, "parallel")? {
+        config.parallel = (n as usize).clamp(1, MAX_PARALLEL);
+    }
     config.checksum = match options.checksum.unwrap_or(ChecksumOption::Auto) {
         ChecksumOption::Auto => ChecksumChoice::Auto,
         ChecksumOption::Fast => ChecksumChoice::Fast,
@@ -219,16 +233,21 @@ impl Client {
         future_to_promise(async move {
             let store = fingerprint::Store::open(shared.config.resume);
             let mut out = Vec::new();
-            for (found, url) in store.remembered(&shared.endpoint) {
-                let offset = match tus::head(&url, None).await {
-                    Ok(reply) if reply.ok() => tus::offset_of(&reply).ok().map(|o| o as f64),
-                    Ok(reply) if matches!(reply.status, 404 | 410) => {
-                        store.remove(&found.key);
-                        continue;
-                    }
-                    // Unreachable or refusing for now: still listed, offset unknown.
-                    _ => None,
-                };
+            'remembered: for (found, url) in store.remembered(&shared.endpoint) {
+                // A parallel upload's offset is its parts' sum.
+                let mut offset = Some(0.0);
+                for part in parts::Remembered::decode(&url).urls() {
+                    let held = match shared.protocol.head(&part, None).await {
+                        Ok(reply) if reply.ok() => tus::offset_of(&reply).ok().map(|o| o as f64),
+                        Ok(reply) if matches!(reply.status, 404 | 410) => {
+                            store.remove(&found.key);
+                            continue 'remembered;
+                        }
+                        // Unreachable or refusing for now: still listed, offset unknown.
+                        _ => None,
+                    };
+                    offset = offset.zip(held).map(|(a, b)| a + b);
+                }
                 out.push(PendingUpload {
                     name: found.name,
                     size: found.size as f64,
@@ -254,8 +273,8 @@ impl Client {
                     store.remove(&found.key);
                 }
             }
-            if shared.caps.has("termination") {
-                let _ = tus::terminate(&url).await;
+            for upload in parts::Remembered::decode(&url).urls() {
+                shared.protocol.terminate(&upload, &shared.caps).await;
             }
             Ok(JsValue::UNDEFINED)
         })
@@ -290,6 +309,7 @@ impl Client {
             on_progress: callback(options.on_progress, "onProgress")?,
             on_state: callback(options.on_state_change, "onStateChange")?,
             metadata: Vec::new(),
+            parallel: count(options.parallel, "parallel")?.map(|n| (n as usize).clamp(1, MAX_PARALLEL)),
         };
         for (key, value) in options.metadata.unwrap_or_default() {
             if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic() && b != b',') {

@@ -5,7 +5,7 @@
 
 use crate::error::{code, Error, Result};
 use crate::http::{self, Failure, Reply, Req};
-use sluice_core::tus::{parse_length, Metadata, OFFSET_OCTET_STREAM, TUS_VERSION};
+use sluice_core::tus::{parse_length, Concat, Metadata, OFFSET_OCTET_STREAM, TUS_VERSION};
 use web_sys::{AbortSignal, Blob};
 
 pub use sluice_core::tus::Capabilities;
@@ -51,10 +51,31 @@ fn base_headers() -> Vec<(&'static str, String)> {
     vec![("Tus-Resumable", TUS_VERSION.to_string())]
 }
 
-/// `POST endpoint` (creation): returns the reply; the caller reads `Location`.
-pub async fn create(endpoint: &str, length: u64, metadata: &Metadata) -> Result<Reply, Failure> {
+/// `POST endpoint` (creation, of a partial upload with `concat`): returns the reply; the
+/// caller reads `Location`.
+pub async fn create(
+    endpoint: &str,
+    length: u64,
+    metadata: &Metadata,
+    concat: Option<&Concat>,
+) -> Result<Reply, Failure> {
     let mut headers = base_headers();
     headers.push(("Upload-Length", length.to_string()));
+    if let Some(concat) = concat {
+        headers.push(("Upload-Concat", concat.encode()));
+    }
+    let encoded = metadata.encode();
+    if !encoded.is_empty() {
+        headers.push(("Upload-Metadata", encoded));
+    }
+    http::send(Req { method: "POST", url: endpoint, headers, body: None, no_store: false }, None).await
+}
+
+/// `POST endpoint` with `Upload-Concat: final;…`: joins finished partial uploads, in order,
+/// into the file.
+pub async fn create_final(endpoint: &str, parts: &[String], metadata: &Metadata) -> Result<Reply, Failure> {
+    let mut headers = base_headers();
+    headers.push(("Upload-Concat", Concat::Final(parts.to_vec()).encode()));
     let encoded = metadata.encode();
     if !encoded.is_empty() {
         headers.push(("Upload-Metadata", encoded));

@@ -52,6 +52,10 @@ export async function head(url) {
   const r = await fetch(url, { method: "HEAD", headers: { "Tus-Resumable": "1.0.0" } });
   return [r.status, Number(r.headers.get("Upload-Offset") ?? -1)];
 }
+export async function headHeader(url, name) {
+  const r = await fetch(url, { method: "HEAD", headers: { "Tus-Resumable": "1.0.0" } });
+  return r.headers.get(name);
+}
 export async function rawPatch(url, offset, blob) {
   const r = await fetch(url, { method: "PATCH", body: blob, headers: {
     "Tus-Resumable": "1.0.0", "Upload-Offset": String(offset), "Content-Type": "application/offset+octet-stream" } });
@@ -81,6 +85,8 @@ extern "C" {
     fn subtle(blob: &Blob, alg: &str, base64: bool) -> Promise;
     fn download(url: &str) -> Promise;
     fn head(url: &str) -> Promise;
+    #[wasm_bindgen(js_name = headHeader)]
+    fn head_header_js(url: &str, name: &str) -> Promise;
     #[wasm_bindgen(js_name = rawPatch)]
     fn raw_patch(url: &str, offset: f64, blob: &Blob) -> Promise;
     fn post(url: &str) -> Promise;
@@ -140,6 +146,11 @@ pub async fn get(url: &str) -> Blob {
 pub async fn head_offset(url: &str) -> (u16, f64) {
     let v: js_sys::Array = wait(head(url)).await.expect("head").unchecked_into();
     (v.get(0).as_f64().unwrap_or(0.0) as u16, v.get(1).as_f64().unwrap_or(-1.0))
+}
+
+/// A header of a tus `HEAD url` (e.g. `Repr-Digest`), if sent.
+pub async fn head_header(url: &str, name: &str) -> Option<String> {
+    wait(head_header_js(url, name)).await.expect("head").as_string()
 }
 
 /// A raw `PATCH` behind the client's back: (status, new offset).

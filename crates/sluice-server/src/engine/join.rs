@@ -122,6 +122,7 @@ impl Engine {
         let mut record = UploadRecord::new(id, new.protocol, new.kind, Some(length), new.metadata);
         record.owner = who.caller.owner().map(str::to_owned);
         record.client = who.client_key();
+        record.expected_sha256 = new.sha256;
         record.head = head;
         self.bytes.create(&record.id).await?;
         if let Err(e) = self.records.insert(&record).await {

@@ -199,3 +199,22 @@ async fn a_declared_whole_file_digest_is_verified_and_recorded() {
     let bad = send(&h.app, upload("not hex")).await;
     assert_eq!((bad.status, bad.code().as_deref()), (400, Some("invalid_metadata")));
 }
+
+#[actix_web::test]
+async fn a_final_upload_verifies_the_digest_declared_for_the_joined_file() {
+    use sha2::{Digest, Sha256};
+    let h = harness("").await;
+    let a = part(&h.app, 6, b"hello ").await;
+    let b = part(&h.app, 5, b"world").await;
+    let declare = |digest: &[u8]| {
+        let hex = sluice_core::checksum::to_hex(digest);
+        final_of(&[&a, &b]).insert_header(("Upload-Metadata", format!("sha256 {}", b64(&hex))))
+    };
+    let joined = send(&h.app, declare(&Sha256::digest(b"hello world"))).await;
+    assert_eq!(joined.status, 201, "{joined:?}");
+    let head = send(&h.app, tus(Method::HEAD, &path_of(joined.header("location").unwrap()))).await;
+    assert!(head.header("repr-digest").is_some_and(|d| d.starts_with("sha-256=:")), "{head:?}");
+
+    let wrong = send(&h.app, declare(&Sha256::digest(b"hello there"))).await;
+    assert_eq!((wrong.status, wrong.code().as_deref()), (460, Some("digest_mismatch")), "{wrong:?}");
+}

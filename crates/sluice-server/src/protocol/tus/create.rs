@@ -119,7 +119,9 @@ async fn create_final(req: &HttpRequest, caller: &Caller, state: &AppState, urls
     let engine = &state.engine;
     let metadata = metadata(req, &caller.policy(&engine.policy))?;
     let parts = urls.iter().map(|url| part_id(url)).collect::<Result<Vec<_>>>()?;
-    let new = NewUpload { protocol: Protocol::Tus, kind: Kind::Whole, length: None, metadata, id: None, sha256: None };
+    // A declared digest is the joined file's: verified by reading it once after the join.
+    let sha256 = declared_sha256(&metadata)?;
+    let new = NewUpload { protocol: Protocol::Tus, kind: Kind::Whole, length: None, metadata, id: None, sha256 };
     let record = engine.concat(requester(req, caller), new, parts).await?;
     note_transfer(req, &record.id, 0);
     let location = req.url_for("tus_upload", [record.id.as_str()]).map_err(Error::internal)?.to_string();
