@@ -11,6 +11,7 @@
 //! hits all of them alike.
 
 mod cli;
+mod join;
 
 use crate::http::{self, Body, Conn};
 use crate::peers::{self, Peer};
@@ -20,7 +21,7 @@ use crate::report::{
     FLOOD_1, FORM_1, FORM_4, FSYNC_1, FSYNC_SPLIT_4, ONE_1, ONE_4, ONE_8, PEER_CONCURRENT, PEER_ONE_1, PEER_ONE_4,
     PEER_SPLIT_4, QUIET_1, S3_CONCURRENT, S3_ONE_1, S3_ONE_4, S3_PLAIN_1, S3_PLAIN_32, S3_PLAIN_4, SPLIT_4,
 };
-use crate::report::{CLI_1, CLI_4, CLI_4_NONE, CURL_BASE_4, CURL_PATCH_4};
+use crate::report::{CLI_1, CLI_4, CLI_4_NONE, COPY_4, CURL_BASE_4, CURL_PATCH_4, JOIN_4};
 use crate::services;
 use std::io::Write;
 use std::path::PathBuf;
@@ -236,6 +237,9 @@ pub fn run(opts: Options) -> Result<(), String> {
     run(&mut b, CLI_1, &|b| b.cli_scenario(CLI_1, GIB, &[]));
     run(&mut b, CLI_4, &|b| b.cli_scenario(CLI_4, 4 * GIB, &[]));
     run(&mut b, CLI_4_NONE, &|b| b.cli_scenario(CLI_4_NONE, 4 * GIB, &["--checksum", "none"]));
+    // tus concatenation: the server joins 4 finished parts, beside `cp` of as many bytes.
+    run(&mut b, COPY_4, &|b| b.copy_scenario(COPY_4, 4 * GIB));
+    run(&mut b, JOIN_4, &|b| b.scenario(JOIN_4, 4 * GIB, SLUICE, |b, addr| b.join(addr, 4 * GIB, 4)));
     // S3: Garage alone (plain multipart uploads) beside Sluice -> Garage.
     for (plain, through, len, count) in
         [(S3_PLAIN_1, S3_ONE_1, GIB, 1), (S3_PLAIN_4, S3_ONE_4, 4 * GIB, 1), (S3_PLAIN_32, S3_CONCURRENT, 64 * MIB, 32)]
@@ -845,10 +849,15 @@ impl Drop for Flood {
 
 /// `POST /files/` with `Upload-Length`; returns the upload's path from `Location`.
 fn create(conn: &mut Conn, len: u64) -> Result<String, String> {
+    create_with(conn, len, &[])
+}
+
+/// [`create`] with more request headers (e.g. `Upload-Concat: partial`).
+fn create_with(conn: &mut Conn, len: u64, extra: &[(&str, &str)]) -> Result<String, String> {
     let len_text = len.to_string();
-    let resp = conn
-        .request("POST", "/files/", &[("Tus-Resumable", "1.0.0"), ("Upload-Length", &len_text)], Body::Empty)
-        .map_err(|e| format!("POST /files/: {e}"))?;
+    let mut headers = vec![("Tus-Resumable", "1.0.0"), ("Upload-Length", len_text.as_str())];
+    headers.extend_from_slice(extra);
+    let resp = conn.request("POST", "/files/", &headers, Body::Empty).map_err(|e| format!("POST /files/: {e}"))?;
     if resp.status != 201 {
         return Err(format!("POST /files/ (Upload-Length: {len}) -> {}", resp.summary()));
     }

@@ -47,6 +47,10 @@ pub const CLI_1: &str = "sluice upload 1 GiB file";
 pub const CLI_4: &str = "sluice upload 4 GiB file";
 /// `sluice upload --checksum none` of a 4 GiB file.
 pub const CLI_4_NONE: &str = "sluice upload 4 GiB file, --checksum none";
+/// `cp` of a 4 GiB file: the bytes copied once, on the file system the join uses.
+pub const COPY_4: &str = "disk only, cp of a 4 GiB file";
+/// The `POST` of a tus final upload joining 4 finished parts of 1 GiB (the parts' upload untimed).
+pub const JOIN_4: &str = "sluice joins a 4 GiB final from 4 parts";
 /// Peer scenario (`--peers`, on every tus server): 1 GiB in one PATCH.
 pub const PEER_ONE_1: &str = "1 GiB, one PATCH";
 /// Peer scenario: 4 GiB in one PATCH.
@@ -423,6 +427,7 @@ pub fn render(
             S3_ONE_1 => find(S3_PLAIN_1),
             S3_ONE_4 => find(S3_PLAIN_4),
             S3_CONCURRENT => find(S3_PLAIN_32),
+            JOIN_4 => find(COPY_4),
             _ => None,
         };
         let disk = match f.name {
@@ -491,7 +496,11 @@ pub fn render(
             target(format!("{name}: ≥ 90% of {base}"), format!("{:.0}%", 100.0 * r), Some(r >= 0.9));
         }
     }
-    for name in [ONE_4, SPLIT_4, FORM_4] {
+    if let (Some(a), Some(b)) = (find(JOIN_4).and_then(Figure::mb_s), find(COPY_4).and_then(Figure::mb_s)) {
+        let r = a / b;
+        target(format!("{JOIN_4}: not slower than {COPY_4}"), format!("{:.0}%", 100.0 * r), Some(r >= 1.0));
+    }
+    for name in [ONE_4, SPLIT_4, FORM_4, JOIN_4] {
         if let Some(k) = find(name).and_then(|f| f.peak_rss_kib) {
             target(format!("{name}: peak RSS ≤ 16 MiB"), mib(Some(k)), Some(k <= 16 * 1024));
         }
