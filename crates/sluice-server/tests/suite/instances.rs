@@ -191,3 +191,39 @@ async fn while_the_database_is_down_answers_are_503_and_nothing_is_lost() {
     assert_eq!(b.patch(&path, 80_000, &file[80_000..]).status, 204);
     assert_eq!(sha(&stored(&a, &path)), sha(&file));
 }
+
+/// Runs one step of `tests/interop/tus-js-client-step.mjs`: `(url, offset)` it reports.
+fn tus_js_client(endpoint: &str, file: &Path, stop_at: Option<u64>, upload_url: Option<&str>) -> (String, u64) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/tus-js-client-step.mjs");
+    let stop = stop_at.map_or("-".to_string(), |n| n.to_string());
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(&script).arg(endpoint).arg(file).arg(stop);
+    if let Some(url) = upload_url {
+        cmd.arg(url);
+    }
+    let out = cmd.output().expect("node (tests/ needs `npm ci`: `cargo xtask setup`)");
+    assert!(out.status.success(), "tus-js-client: {}", String::from_utf8_lossy(&out.stderr));
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the step prints JSON");
+    (reply["url"].as_str().unwrap().to_string(), reply["offset"].as_u64().unwrap())
+}
+
+#[actix_web::test]
+async fn tus_js_client_begins_on_one_instance_and_resumes_on_another() {
+    let Some(url) = database("tus_js_client_begins_on_one_instance_and_resumes_on_another").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let servers = [instance(dir.path(), &url), instance(dir.path(), &url)];
+    let bytes = data(5 * 1024 * 1024 + 4321, 7);
+    let file = dir.path().join("across.bin");
+    std::fs::write(&file, &bytes).unwrap();
+
+    let (first, at) = tus_js_client(&format!("http://{}/files/", servers[0].addr), &file, Some(2 << 20), None);
+    let path = first.split_once(&servers[0].addr).map(|(_, p)| p.to_string()).expect("a URL on instance A");
+    let held = servers[1].offset(&path);
+    assert!(held >= 2 << 20 && held <= at && held < bytes.len() as u64, "B sees {held} after A took {at}");
+
+    // The same upload, through instance B: tus-js-client asks B for the offset and goes on.
+    let on_b = format!("http://{}{path}", servers[1].addr);
+    let (done, end) = tus_js_client(&format!("http://{}/files/", servers[1].addr), &file, None, Some(&on_b));
+    assert_eq!((done.as_str(), end), (on_b.as_str(), bytes.len() as u64));
+    assert_eq!(sha(&stored(&servers[0], &path)), sha(&bytes), "read back through A");
+}
