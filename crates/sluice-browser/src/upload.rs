@@ -27,8 +27,11 @@ use sluice_core::checksum::to_hex;
 use sluice_core::tus::{format_checksum, parse_checksum, Metadata};
 use sluice_core::{chunk, Algorithm, Reason};
 use std::cell::RefCell;
+use std::future::Future;
 use std::ops::Range;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 use wasm_bindgen::JsValue;
 use web_sys::{AbortController, AbortSignal, Blob};
 
@@ -403,8 +406,8 @@ impl Upload {
         if resumed {
             self.state.borrow_mut().resumed_from = Some(self.offset());
         }
-        let sends = stretches.into_iter().map(|(stretch, synced)| self.send(stretch, synced, checked));
-        if let Err(e) = futures_util::future::try_join_all(sends).await {
+        let sends = stretches.into_iter().map(|(stretch, synced)| self.send(stretch, synced, checked)).collect();
+        if let Err(e) = all(sends).await {
             // The other parts' requests stop with the first that cannot go on.
             self.abort_all();
             return Err(e);
@@ -823,6 +826,28 @@ impl Upload {
     pub fn resumed_from(&self) -> Option<u64> {
         self.state.borrow().resumed_from
     }
+}
+
+/// Runs `sends` at once until every one is done, or the first fails (the others are then
+/// dropped; the caller aborts their requests).
+async fn all<F: Future<Output = Result<()>>>(sends: Vec<F>) -> Result<()> {
+    let mut running: Vec<Option<Pin<Box<F>>>> = sends.into_iter().map(|f| Some(Box::pin(f))).collect();
+    std::future::poll_fn(|cx| {
+        for slot in running.iter_mut() {
+            if let Some(send) = slot {
+                if let Poll::Ready(result) = send.as_mut().poll(cx) {
+                    *slot = None;
+                    result?;
+                }
+            }
+        }
+        if running.iter().all(Option::is_none) {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 /// Reads `range` of `blob` once for its chunk checksum (`None` without an algorithm).
