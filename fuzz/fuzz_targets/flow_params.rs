@@ -5,7 +5,7 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use sluice_core::Policy;
-use sluice_server::protocol::flow::Chunk;
+use sluice_server::fuzzing::Chunk;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 

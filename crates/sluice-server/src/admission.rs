@@ -21,10 +21,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// (`cargo xtask bench`, the 256-client scenario): its read buffer (up to
 /// 128 KiB of data, grown by doubling), its 32 KiB payload queue, and the chunk
 /// being written. Not configurable in actix-http 3, so it is charged here.
-pub const CONNECTION_BUFFERS: u64 = 384 << 10;
+pub(crate) const CONNECTION_BUFFERS: u64 = 384 << 10;
 
 /// Seconds a refused client is told to wait.
-pub const RETRY_AFTER_SECS: u32 = 1;
+pub(crate) const RETRY_AFTER_SECS: u32 = 1;
 
 /// The budget and the per-client counts.
 pub struct Admission {

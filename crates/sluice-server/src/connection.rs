@@ -34,7 +34,7 @@ use tokio::time::{Instant, Sleep};
 
 /// Limits on the public listener's connections.
 #[derive(Debug, Clone)]
-pub struct ConnectionLimits {
+pub(crate) struct ConnectionLimits {
     /// Open connections in all (the ceiling).
     pub max_total: usize,
     /// Open connections one client address may hold (IPv6: one /64).
@@ -46,7 +46,7 @@ pub struct ConnectionLimits {
 }
 
 /// Admits connections at accept time.
-pub struct Gate {
+pub(crate) struct Gate {
     limits: ConnectionLimits,
     total: AtomicUsize,
     per_client: Mutex<HashMap<IpAddr, u32>>,
@@ -55,12 +55,12 @@ pub struct Gate {
 
 impl Gate {
     /// A gate with `limits`, reporting to `metrics`.
-    pub fn new(limits: ConnectionLimits, metrics: Arc<ConnectionMetrics>) -> Arc<Gate> {
+    pub(crate) fn new(limits: ConnectionLimits, metrics: Arc<ConnectionMetrics>) -> Arc<Gate> {
         Arc::new(Gate { limits, total: AtomicUsize::new(0), per_client: Mutex::default(), metrics })
     }
 
     /// Admits a connection from `peer`, or refuses it (counted by reason).
-    pub fn admit(self: &Arc<Self>, peer: Option<IpAddr>) -> Option<Admitted> {
+    pub(crate) fn admit(self: &Arc<Self>, peer: Option<IpAddr>) -> Option<Admitted> {
         if self.total.fetch_add(1, Ordering::Relaxed) >= self.limits.max_total {
             self.total.fetch_sub(1, Ordering::Relaxed);
             self.metrics.refuse(ConnectionRefusal::ConnectionLimit);
@@ -83,7 +83,8 @@ impl Gate {
     }
 
     /// Connections open now.
-    pub fn open(&self) -> usize {
+    #[cfg(test)]
+    fn open(&self) -> usize {
         self.total.load(Ordering::Relaxed)
     }
 }
@@ -100,7 +101,7 @@ fn client_key(ip: IpAddr) -> IpAddr {
 }
 
 /// An admitted connection's place; given back on drop.
-pub struct Admitted {
+pub(crate) struct Admitted {
     gate: Arc<Gate>,
     key: Option<IpAddr>,
 }
@@ -124,14 +125,14 @@ impl Drop for Admitted {
 /// What the connection and its requests share: how many requests are being served, and
 /// whether any has been.
 #[derive(Debug, Default)]
-pub struct Activity {
+pub(crate) struct Activity {
     serving: AtomicU32,
     served_any: AtomicBool,
 }
 
 /// A TCP connection on the public listener, holding its place in the [`Gate`] and timing
 /// every request head after the first (see the module docs).
-pub struct Connection {
+pub(crate) struct Connection {
     io: TcpStream,
     activity: Arc<Activity>,
     header_timeout: Duration,
@@ -143,7 +144,7 @@ pub struct Connection {
 
 impl Connection {
     /// Wraps an admitted stream.
-    pub fn new(io: TcpStream, admitted: Admitted) -> Connection {
+    pub(crate) fn new(io: TcpStream, admitted: Admitted) -> Connection {
         let header_timeout = admitted.gate.limits.header_timeout;
         let metrics = admitted.gate.metrics.clone();
         Connection {
@@ -159,7 +160,7 @@ impl Connection {
 
     /// The state shared with this connection's requests (put into the connection's data, where
     /// [`track_requests`] finds it).
-    pub fn activity(&self) -> Arc<Activity> {
+    pub(crate) fn activity(&self) -> Arc<Activity> {
         self.activity.clone()
     }
 
@@ -239,7 +240,7 @@ impl AsyncWrite for Connection {
 /// Marks a request as served from the moment its head is parsed until its response body is
 /// done, so its connection's head deadline does not run meanwhile. Outermost middleware of the
 /// public app; does nothing for connections that are not a [`Connection`].
-pub async fn track_requests(
+pub(crate) async fn track_requests(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {

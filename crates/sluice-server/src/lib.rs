@@ -1,8 +1,8 @@
 //! Sluice's upload server: resumable uploads on actix-web, with memory that does
 //! not grow with file size.
 //!
-//! Layers (see `docs/architecture.md`): protocol front-ends ([`protocol`]: tus 1.0,
-//! HTML forms, Flow.js) translate HTTP into calls on one [`engine::Engine`], which
+//! Layers (see `docs/architecture.md`): protocol front-ends (`protocol`: tus 1.0,
+//! HTML forms, Flow.js) translate HTTP into calls on one `engine::Engine`, which
 //! owns policy, admission, sniffing, locking, metrics, hooks and completion, over a
 //! [`store::RecordStore`], a [`store::ByteStore`] and a [`lock::Locks`] service.
 //!
@@ -12,6 +12,16 @@
 //!   `/status` (live page), `/`.
 //! - [`Backends::local`] is the embedded default (local disk, in-process locks).
 //! - [`error::Error`] is the one error type, mapped to HTTP in one place.
+//!
+//! The public surface is this list; everything else is internal and may change:
+//!
+//! - [`configure`], [`AppState`], [`Settings`] (with [`Quotas`], [`Secret`],
+//!   [`hooks::Hooks`], [`auth::AuthKey`]) and [`Backends`]: mounting and configuring.
+//! - [`store`]: the [`store::RecordStore`] and [`store::ByteStore`] traits, their
+//!   backends (`fs`, `memory`, `s3`, `postgres`) and the contract every backend passes.
+//! - [`lock`]: the [`lock::Locks`] trait and its in-process and PostgreSQL services.
+//! - [`id::UploadId`], [`error::Error`], [`auth`] (minting and checking upload tokens).
+//! - [`config`] and [`server`]: the `sluice` command line, for the binary.
 //!
 //! Mounting Sluice into an existing actix app:
 //!
@@ -31,25 +41,36 @@
 //! # }
 //! ```
 
-pub mod admission;
+#![warn(unreachable_pub)]
+
+mod admission;
 pub mod auth;
-pub mod client;
+mod client;
 pub mod config;
-pub mod connection;
-pub mod engine;
+mod connection;
+mod engine;
 pub mod error;
 pub mod hooks;
 pub mod id;
 pub mod lock;
-pub mod metrics;
-pub mod observe;
-pub mod ops;
-pub mod protocol;
-pub mod secret;
+mod metrics;
+mod observe;
+mod ops;
+mod protocol;
+mod secret;
 pub mod server;
-pub mod status;
+mod status;
 pub mod store;
 mod web_assets;
+
+pub use engine::Quotas;
+pub use secret::Secret;
+
+/// What the fuzz targets (`fuzz/`) exercise beyond the public API; not for embedding.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::protocol::flow::Chunk;
+}
 
 use actix_cors::Cors;
 use actix_web::http::Method;
@@ -95,7 +116,7 @@ pub struct Settings {
     /// Whether requests are counted and timed for `/metrics` (upload counters always are).
     pub request_metrics: bool,
     /// Whether [`configure`] mounts the operations routes (`/healthz`, `/readyz`, `/metrics`,
-    /// `/status`); off when they have their own listener ([`ops::configure`]).
+    /// `/status`); off when they have their own listener (`ops::configure`).
     pub serve_ops_routes: bool,
 }
 

@@ -16,7 +16,7 @@ use std::time::Instant;
 /// The upload a request touched and the body bytes it delivered, recorded by
 /// the handlers for the log line.
 #[derive(Debug, Clone)]
-pub struct Transfer {
+pub(crate) struct Transfer {
     /// The upload's id.
     pub upload: String,
     /// Body bytes received.
@@ -24,7 +24,7 @@ pub struct Transfer {
 }
 
 /// Logs and counts a request (see the module docs).
-pub async fn observe(
+pub(crate) async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {

@@ -12,7 +12,7 @@ use actix_web::web::{self, ServiceConfig};
 use actix_web::HttpResponse;
 
 /// Registers the operations routes (their handlers read [`AppState`] from the app data).
-pub fn routes(cfg: &mut ServiceConfig) {
+pub(crate) fn routes(cfg: &mut ServiceConfig) {
     cfg.route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
@@ -22,7 +22,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 
 /// The app factory of the operations listener: the operations routes only, logged and counted
 /// like the public ones.
-pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut ServiceConfig) + Clone {
+pub(crate) fn configure(state: web::Data<AppState>) -> impl Fn(&mut ServiceConfig) + Clone {
     move |cfg: &mut ServiceConfig| {
         cfg.app_data(state.clone()).service(web::scope("").wrap(from_fn(observe::observe)).configure(routes));
     }

@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 
 /// Shortest accepted secret, in bytes.
-pub const MIN_LEN: usize = 32;
+pub(crate) const MIN_LEN: usize = 32;
 
 /// At least 32 bytes of key; `Debug` never shows them.
 #[derive(Clone)]
@@ -25,7 +25,7 @@ impl Secret {
     }
 
     /// A configured secret: hex, or base64 (standard or URL-safe, padded or not), of at least
-    /// [`MIN_LEN`] bytes.
+    /// `MIN_LEN` bytes.
     pub fn parse(text: &str) -> Result<Secret, String> {
         use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
         use base64::Engine as _;

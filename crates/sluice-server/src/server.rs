@@ -1,7 +1,7 @@
 //! The composition root: picks the backends (`--state`), starts the sweeper and the HTTP listeners.
 //!
-//! The public listener admits each connection through the [`Gate`] at accept time (a cap per
-//! client address and a ceiling) and times every request head ([`Connection`]); the optional
+//! The public listener admits each connection through the `Gate` at accept time (a cap per
+//! client address and a ceiling) and times every request head (`Connection`); the optional
 //! operations listener (`--ops-listen`) serves the operations routes apart from it.
 
 use crate::client::TrustedProxies;

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Samples kept: ten minutes at one a second.
-pub const KEPT: usize = 600;
+pub(crate) const KEPT: usize = 600;
 
 /// The server's state at one moment. Counters are cumulative; the page
 /// derives rates from consecutive samples.
@@ -111,7 +111,7 @@ impl History {
 }
 
 /// Samples every `every` for as long as the actix system runs.
-pub fn spawn(state: actix_web::web::Data<AppState>, every: Duration) {
+pub(crate) fn spawn(state: actix_web::web::Data<AppState>, every: Duration) {
     actix_web::rt::spawn(async move {
         let mut ticks = actix_web::rt::time::interval(every);
         loop {

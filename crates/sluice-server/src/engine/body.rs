@@ -28,7 +28,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// Why a body ended early.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stop {
+pub(crate) enum Stop {
     /// More bytes than allowed were sent.
     TooLong,
     /// The leading bytes were sniffed and refused.
@@ -44,7 +44,7 @@ pub enum Stop {
 }
 
 /// The file's leading bytes, gathered until the sniff window is full.
-pub struct SniffWindow {
+pub(crate) struct SniffWindow {
     /// Leading bytes so far (seeded with what the record already holds).
     pub seen: Vec<u8>,
     /// How many leading bytes to gather: `min(SNIFF_LEN, file length)`.
@@ -57,7 +57,7 @@ pub struct SniffWindow {
 }
 
 /// A payload stream made safe to hand to storage (see the module docs).
-pub struct IncomingBody<S> {
+pub(crate) struct IncomingBody<S> {
     inner: S,
     allowed: u64,
     received: u64,
@@ -79,7 +79,7 @@ impl<S> IncomingBody<S> {
     /// Wraps `inner`, letting at most `allowed` bytes through. `checksum` is the
     /// hasher and the expected digest; `cancel` fires when a newer request takes
     /// over; the body stops if no byte arrives for `idle_after`.
-    pub fn new(
+    pub(crate) fn new(
         inner: S,
         allowed: u64,
         checksum: Option<(Hasher, Vec<u8>)>,
@@ -107,42 +107,42 @@ impl<S> IncomingBody<S> {
     }
 
     /// Also counts every byte let through on `counter`, as it arrives.
-    pub fn counting(mut self, counter: prometheus_client::metrics::counter::Counter) -> Self {
+    pub(crate) fn counting(mut self, counter: prometheus_client::metrics::counter::Counter) -> Self {
         self.counter = Some(counter);
         self
     }
 
     /// Treats a body that ends before `allowed` bytes as cut short
     /// ([`Stop::Client`]), for bodies whose length is known in advance.
-    pub fn exact(mut self) -> Self {
+    pub(crate) fn exact(mut self) -> Self {
         self.exact = true;
         self
     }
 
     /// Also feeds every byte let through to `state`, a SHA-256 of the bytes before it
     /// (see [`IncomingBody::take_digest`]): a whole file's digest, computed as it arrives.
-    pub fn digesting(mut self, state: sha2::Sha256) -> Self {
+    pub(crate) fn digesting(mut self, state: sha2::Sha256) -> Self {
         self.digest = Some(state);
         self
     }
 
     /// The SHA-256 state after what was let through, once.
-    pub fn take_digest(&mut self) -> Option<sha2::Sha256> {
+    pub(crate) fn take_digest(&mut self) -> Option<sha2::Sha256> {
         self.digest.take()
     }
 
     /// The leading bytes gathered (the window's bytes, seed included), once.
-    pub fn take_head(&mut self) -> Option<Vec<u8>> {
+    pub(crate) fn take_head(&mut self) -> Option<Vec<u8>> {
         self.sniff.take().map(|window| window.seen)
     }
 
     /// Why the body ended early, if it did.
-    pub fn stop(&self) -> Option<&Stop> {
+    pub(crate) fn stop(&self) -> Option<&Stop> {
         self.stop.as_ref()
     }
 
     /// Bytes let through so far.
-    pub fn received(&self) -> u64 {
+    pub(crate) fn received(&self) -> u64 {
         self.received
     }
 

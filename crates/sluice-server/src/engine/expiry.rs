@@ -50,7 +50,7 @@ impl Engine {
 }
 
 /// Sweeps every `interval` for as long as the server runs.
-pub fn spawn(state: actix_web::web::Data<crate::AppState>, interval: Duration) {
+pub(crate) fn spawn(state: actix_web::web::Data<crate::AppState>, interval: Duration) {
     actix_web::rt::spawn(async move {
         let mut ticks = actix_web::rt::time::interval(interval);
         loop {

@@ -19,14 +19,14 @@
 //! | [`Engine::read`] | streams a completed upload's bytes, or a range of them |
 
 mod append;
-pub mod body;
+pub(crate) mod body;
 mod complete;
 mod digest;
-pub mod expiry;
+pub(crate) mod expiry;
 mod join;
 mod quota;
 
-pub use append::{AppendInput, Finish};
+pub(crate) use append::{AppendInput, Finish};
 pub use quota::Quotas;
 
 use crate::admission::Admission;

@@ -228,7 +228,7 @@ async fn is_complete(state: &AppState, who: Requester<'_>, id: &UploadId) -> Res
 }
 
 /// `GET /flow`: does the server have this chunk? `200` yes, `204` no.
-pub async fn test_chunk(req: HttpRequest, caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse> {
+pub(crate) async fn test_chunk(req: HttpRequest, caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse> {
     let params = query_params(&req)?;
     let chunk = Chunk::from_params(&params, &caller.policy(&state.engine.policy))?;
     let ids = Ids::new(&state, &req, &caller, &chunk);
@@ -239,7 +239,7 @@ pub async fn test_chunk(req: HttpRequest, caller: Caller, state: web::Data<AppSt
 }
 
 /// `POST /flow`: stores one chunk; assembles the file when it was the last.
-pub async fn upload_chunk(
+pub(crate) async fn upload_chunk(
     req: HttpRequest,
     caller: Caller,
     payload: web::Payload,

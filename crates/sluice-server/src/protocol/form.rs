@@ -37,7 +37,7 @@ const FRAMING_ALLOWANCE: u64 = 1 << 20;
 
 /// One stored file, as the JSON answer lists it.
 #[derive(Debug, Serialize)]
-pub struct StoredFile {
+pub(crate) struct StoredFile {
     /// The upload id (`/files/{id}` downloads it).
     pub id: String,
     /// The declared file name.
@@ -53,7 +53,7 @@ pub struct StoredFile {
 
 /// The JSON answer.
 #[derive(Debug, Serialize, Default)]
-pub struct Stored {
+pub(crate) struct Stored {
     /// Files stored, in form order.
     pub files: Vec<StoredFile>,
     /// Text fields, by name (a repeated name keeps every value).
@@ -61,7 +61,7 @@ pub struct Stored {
 }
 
 /// Receives a form; see the module docs.
-pub async fn handle(
+pub(crate) async fn handle(
     req: HttpRequest,
     caller: Caller,
     payload: web::Payload,

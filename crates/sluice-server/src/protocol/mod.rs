@@ -6,10 +6,10 @@
 //! - [`form`]: plain HTML forms at `/upload`;
 //! - [`flow`]: the Flow.js / Resumable.js chunk protocol at `/flow`.
 
-pub mod flow;
-pub mod form;
-pub mod ietf;
-pub mod tus;
+pub(crate) mod flow;
+pub(crate) mod form;
+pub(crate) mod ietf;
+pub(crate) mod tus;
 
 use crate::auth::Caller;
 use crate::engine::Requester;

@@ -39,20 +39,20 @@ use sluice_core::rufh::{field, InteropVersion};
 use sluice_core::Reason;
 
 /// Route guard: whether a request is for this front-end rather than tus.
-pub fn speaks_draft(ctx: &GuardContext<'_>) -> bool {
+pub(crate) fn speaks_draft(ctx: &GuardContext<'_>) -> bool {
     is_draft(ctx.head().headers())
 }
 
 /// Whether request headers speak the draft: `Upload-Draft-Interop-Version` with a
 /// version spoken here, or with any value and no `Tus-Resumable` (refused here then).
-pub fn is_draft(headers: &HeaderMap) -> bool {
+pub(crate) fn is_draft(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(field::INTEROP_VERSION) else { return false };
     let supported = value.to_str().is_ok_and(|v| InteropVersion::parse(v).is_ok());
     supported || !headers.contains_key("tus-resumable")
 }
 
 /// `/files/`: creation and discovery.
-pub async fn collection(
+pub(crate) async fn collection(
     req: HttpRequest,
     caller: Caller,
     payload: web::Payload,
@@ -71,7 +71,7 @@ pub async fn collection(
 }
 
 /// `/files/{id}`: offset retrieval, append and cancellation.
-pub async fn upload(
+pub(crate) async fn upload(
     req: HttpRequest,
     caller: Caller,
     payload: web::Payload,

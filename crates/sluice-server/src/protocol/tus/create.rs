@@ -13,7 +13,7 @@ use sluice_core::tus::{self, Concat, Metadata};
 use sluice_core::{Policy, Reason};
 
 /// Creates an upload; with a body, appends it at once.
-pub async fn handle(
+pub(super) async fn handle(
     req: HttpRequest,
     caller: Caller,
     payload: web::Payload,

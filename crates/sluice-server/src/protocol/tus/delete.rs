@@ -8,7 +8,7 @@ use crate::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 /// Stops any append in flight, deletes the bytes; the id then answers 410.
-pub async fn handle(
+pub(super) async fn handle(
     req: HttpRequest,
     caller: Caller,
     state: web::Data<AppState>,

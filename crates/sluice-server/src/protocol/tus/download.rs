@@ -11,7 +11,7 @@ use sluice_core::Reason;
 use std::ops::Range;
 
 /// Streams the stored bytes as an attachment, never as inline content.
-pub async fn handle(
+pub(super) async fn handle(
     req: HttpRequest,
     caller: Caller,
     state: web::Data<AppState>,

@@ -12,7 +12,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use sluice_core::tus::Concat;
 
 /// Reports offset, length (or deferral), metadata and expiry; never cached.
-pub async fn handle(
+pub(super) async fn handle(
     req: HttpRequest,
     caller: Caller,
     state: web::Data<AppState>,

@@ -9,10 +9,10 @@ mod create;
 mod delete;
 mod download;
 mod head;
-pub mod headers;
+pub(crate) mod headers;
 mod options;
 mod patch;
-pub mod upload;
+pub(crate) mod upload;
 
 use super::ietf;
 use crate::error::Error;
@@ -27,7 +27,7 @@ use sluice_core::tus::TUS_VERSION;
 use sluice_core::Reason;
 
 /// Registers `/files` and `/files/{id}`, wrapped in `cors`.
-pub fn routes(cfg: &mut ServiceConfig, cors: actix_cors::Cors) {
+pub(crate) fn routes(cfg: &mut ServiceConfig, cors: actix_cors::Cors) {
     cfg.service(
         web::scope("/files")
             .wrap(from_fn(tus_resumable))

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use sluice_core::tus::{TUS_EXTENSIONS, TUS_VERSION};
 
 /// Lists version, extensions, maximum size and checksum algorithms.
-pub async fn handle(state: web::Data<AppState>) -> HttpResponse {
+pub(super) async fn handle(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::NoContent()
         .insert_header(("Tus-Version", TUS_VERSION))
         .insert_header(("Tus-Extension", TUS_EXTENSIONS))

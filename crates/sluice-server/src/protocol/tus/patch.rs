@@ -10,7 +10,7 @@ use crate::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 /// Appends the body; everything the headers can refuse is refused unread.
-pub async fn handle(
+pub(super) async fn handle(
     req: HttpRequest,
     caller: Caller,
     payload: web::Payload,

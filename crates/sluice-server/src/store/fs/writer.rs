@@ -22,7 +22,7 @@ const POOLED_FOR: Duration = Duration::from_secs(2);
 
 /// Where writes go now, shared by every writer of a store.
 #[derive(Debug)]
-pub struct Pacer {
+pub(crate) struct Pacer {
     epoch: Instant,
     /// Milliseconds since `epoch` until which writes go to the blocking pool.
     pooled_until: AtomicU64,
@@ -54,7 +54,7 @@ pub const BLOCK: usize = 128 * 1024;
 /// Write buffers, reused: appends take two and give them back, so buffer memory is
 /// exactly what admission allows and the heap does not churn.
 #[derive(Debug, Default)]
-pub struct BufferPool(std::sync::Mutex<Vec<Vec<u8>>>);
+pub(crate) struct BufferPool(std::sync::Mutex<Vec<Vec<u8>>>);
 
 impl BufferPool {
     fn take(&self) -> Vec<u8> {
@@ -69,7 +69,7 @@ impl BufferPool {
 }
 
 /// `fdatasync` on the blocking pool (it can take long on a busy disk).
-pub async fn sync_data(file: File) -> io::Result<()> {
+pub(super) async fn sync_data(file: File) -> io::Result<()> {
     spawn_blocking(move || file.sync_data()).await.map_err(io::Error::other)?
 }
 
@@ -78,7 +78,7 @@ type BlockWrite = JoinHandle<(File, Vec<u8>, io::Result<()>)>;
 
 /// Writes a stream of byte slices through two fixed buffers: one fills while
 /// the other is written on the blocking pool.
-pub struct BlockWriter {
+pub(crate) struct BlockWriter {
     file: Option<File>,
     filling: Vec<u8>,
     spare: Option<Vec<u8>>,
@@ -88,11 +88,11 @@ pub struct BlockWriter {
 }
 
 impl BlockWriter {
-    pub fn new(file: File, pool: Arc<BufferPool>, pacer: Arc<Pacer>) -> BlockWriter {
+    pub(crate) fn new(file: File, pool: Arc<BufferPool>, pacer: Arc<Pacer>) -> BlockWriter {
         BlockWriter { file: Some(file), filling: pool.take(), spare: None, in_flight: None, pool, pacer }
     }
 
-    pub async fn push(&mut self, mut data: &[u8]) -> io::Result<()> {
+    pub(crate) async fn push(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
             let take = (BLOCK - self.filling.len()).min(data.len());
             self.filling.extend_from_slice(&data[..take]);
@@ -137,7 +137,7 @@ impl BlockWriter {
     }
 
     /// Writes what is buffered and waits for every write to land.
-    pub async fn finish(mut self) -> io::Result<File> {
+    pub(crate) async fn finish(mut self) -> io::Result<File> {
         // (Drop gives the buffers back to the pool.)
         if !self.filling.is_empty() {
             self.submit().await?;

@@ -15,7 +15,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
 const MIGRATION_LOCK: i64 = 0x736c_7569_6365;
 
 /// Applies the migrations this database lacks; returns how many were applied.
-pub async fn migrate(pool: &Pool) -> Result<usize, StoreError> {
+pub(super) async fn migrate(pool: &Pool) -> Result<usize, StoreError> {
     let mut conn = pool.get().await?;
     let tx = within(conn.client_mut().transaction()).await?;
     within(tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])).await?;

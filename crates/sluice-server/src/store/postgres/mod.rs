@@ -7,8 +7,8 @@
 //! - the lock service lives in [`crate::lock::postgres`] (`sluice_locks`, LISTEN/NOTIFY);
 //! - [`Postgres::shared_secret`]: the key of derived ids (`sluice_settings`).
 //!
-//! The schema is created on first start ([`migrate`]). A database that cannot be
-//! reached gives [`StoreError::Unavailable`](crate::store::StoreError::Unavailable)
+//! The schema is created on first start (`migrate`). A database that cannot be
+//! reached gives [`StoreError::Unavailable`]
 //! (503 + `Retry-After`), never a panic.
 
 mod migrate;

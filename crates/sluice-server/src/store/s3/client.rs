@@ -61,7 +61,7 @@ pub struct Endpoint {
 }
 
 /// One bucket's S3 API.
-pub struct Client {
+pub(super) struct Client {
     bucket: Bucket,
     credentials: Option<Credentials>,
 }
@@ -73,7 +73,7 @@ impl std::fmt::Debug for Client {
 }
 
 /// A request body.
-pub enum Body {
+pub(super) enum Body {
     /// Nothing.
     Empty,
     /// Small bytes in memory (XML, a state object).
@@ -84,7 +84,7 @@ pub enum Body {
 
 /// An object's size and ETag.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectInfo {
+pub(super) struct ObjectInfo {
     /// Its length in bytes.
     pub size: u64,
     /// Its ETag as the store gives it (quotes included).
@@ -93,7 +93,7 @@ pub struct ObjectInfo {
 
 /// A part of a multipart upload, as `ListParts` reports it.
 #[derive(Debug, Clone)]
-pub struct Part {
+pub(super) struct Part {
     /// Its number (1-based).
     pub number: u16,
     /// Its ETag.
@@ -104,7 +104,7 @@ pub struct Part {
 
 impl Client {
     /// A client for `endpoint`'s bucket.
-    pub fn new(endpoint: &Endpoint) -> std::result::Result<Client, String> {
+    pub(super) fn new(endpoint: &Endpoint) -> std::result::Result<Client, String> {
         let base = match &endpoint.url {
             Some(url) => url.clone(),
             None => format!("https://s3.{}.amazonaws.com", endpoint.region),
@@ -125,14 +125,14 @@ impl Client {
     }
 
     /// Whether the bucket answers (and our credentials open it).
-    pub async fn head_bucket(&self) -> Result<()> {
+    pub(super) async fn head_bucket(&self) -> Result<()> {
         let url = HeadBucket::new(&self.bucket, self.creds()).sign(SIGNED_FOR);
         let reply = send(Method::HEAD, url, &[], Body::Empty).await?;
         expect_ok(reply, "HeadBucket").await.map(drop)
     }
 
     /// An object's size and ETag; `None` if there is no such object.
-    pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+    pub(super) async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         let url = HeadObject::new(&self.bucket, self.creds(), key).sign(SIGNED_FOR);
         let reply = send(Method::HEAD, url, &[], Body::Empty).await?;
         if reply.status() == StatusCode::NOT_FOUND {
@@ -146,7 +146,7 @@ impl Client {
 
     /// The bytes of `key` in `range` (all of it when `None`), streamed; `None` if there
     /// is no such object.
-    pub async fn get(
+    pub(super) async fn get(
         &self,
         key: &str,
         range: Option<Range<u64>>,
@@ -163,7 +163,7 @@ impl Client {
     }
 
     /// A small object, whole; `None` if there is none.
-    pub async fn get_small(&self, key: &str) -> Result<Option<Bytes>> {
+    pub(super) async fn get_small(&self, key: &str) -> Result<Option<Bytes>> {
         let url = GetObject::new(&self.bucket, self.creds(), key).sign(SIGNED_FOR);
         let mut reply = send(Method::GET, url, &[], Body::Empty).await?;
         if reply.status() == StatusCode::NOT_FOUND {
@@ -176,14 +176,14 @@ impl Client {
     }
 
     /// Stores an object; returns its ETag.
-    pub async fn put(&self, key: &str, body: Body) -> Result<String> {
+    pub(super) async fn put(&self, key: &str, body: Body) -> Result<String> {
         let url = PutObject::new(&self.bucket, self.creds(), key).sign(SIGNED_FOR);
         let reply = expect_ok(send(Method::PUT, url, &[], body).await?, "PutObject").await?;
         Ok(header(&reply, "etag").unwrap_or_default())
     }
 
     /// Deletes an object (no error if there is none).
-    pub async fn delete(&self, key: &str) -> Result<()> {
+    pub(super) async fn delete(&self, key: &str) -> Result<()> {
         let url = DeleteObject::new(&self.bucket, self.creds(), key).sign(SIGNED_FOR);
         let reply = send(Method::DELETE, url, &[], Body::Empty).await?;
         if reply.status() == StatusCode::NOT_FOUND {
@@ -193,7 +193,7 @@ impl Client {
     }
 
     /// Every key that starts with `prefix`, with its size.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+    pub(super) async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -217,7 +217,7 @@ impl Client {
     }
 
     /// Starts a multipart upload of `key`; returns its upload id.
-    pub async fn create_multipart(&self, key: &str) -> Result<String> {
+    pub(super) async fn create_multipart(&self, key: &str) -> Result<String> {
         let url = CreateMultipartUpload::new(&self.bucket, self.creds(), key).sign(SIGNED_FOR);
         let text = xml(send(Method::POST, url, &[], Body::Empty).await?, "CreateMultipartUpload").await?;
         let created = CreateMultipartUpload::parse_response(&text).map_err(|e| protocol("CreateMultipartUpload", e))?;
@@ -226,7 +226,13 @@ impl Client {
 
     /// Uploads part `number` of `key`; returns its ETag. `None` when the multipart
     /// upload is gone (completed or aborted).
-    pub async fn upload_part(&self, key: &str, upload_id: &str, number: u16, body: Body) -> Result<Option<String>> {
+    pub(super) async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u16,
+        body: Body,
+    ) -> Result<Option<String>> {
         let url = UploadPart::new(&self.bucket, self.creds(), key, number, upload_id).sign(SIGNED_FOR);
         let reply = send(Method::PUT, url, &[], body).await?;
         if reply.status() == StatusCode::NOT_FOUND {
@@ -238,7 +244,7 @@ impl Client {
 
     /// Copies `range` of the object `source` into part `number` of `key`, on the store's
     /// side (`UploadPartCopy`); returns the part's ETag.
-    pub async fn upload_part_copy(
+    pub(super) async fn upload_part_copy(
         &self,
         key: &str,
         upload_id: &str,
@@ -262,7 +268,7 @@ impl Client {
     }
 
     /// The parts uploaded so far; `None` when the multipart upload is gone.
-    pub async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Option<Vec<Part>>> {
+    pub(super) async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Option<Vec<Part>>> {
         let mut parts = Vec::new();
         let mut marker: Option<u16> = None;
         loop {
@@ -288,7 +294,7 @@ impl Client {
     }
 
     /// Completes a multipart upload from these part ETags (parts 1, 2, … in order).
-    pub async fn complete(&self, key: &str, upload_id: &str, etags: &[String]) -> Result<()> {
+    pub(super) async fn complete(&self, key: &str, upload_id: &str, etags: &[String]) -> Result<()> {
         let action =
             CompleteMultipartUpload::new(&self.bucket, self.creds(), key, upload_id, etags.iter().map(String::as_str));
         let url = action.sign(SIGNED_FOR);
@@ -302,7 +308,7 @@ impl Client {
     }
 
     /// Aborts a multipart upload, dropping its parts (no error if it is gone already).
-    pub async fn abort(&self, key: &str, upload_id: &str) -> Result<()> {
+    pub(super) async fn abort(&self, key: &str, upload_id: &str) -> Result<()> {
         let url = AbortMultipartUpload::new(&self.bucket, self.creds(), key, upload_id).sign(SIGNED_FOR);
         let reply = send(Method::DELETE, url, &[], Body::Empty).await?;
         if reply.status() == StatusCode::NOT_FOUND {
@@ -341,7 +347,7 @@ async fn send(method: Method, url: Url, headers: &[(&str, &str)], body: Body) ->
 }
 
 /// Streams `range` of `file` in fixed-size reads on the blocking pool.
-pub fn read_range(file: Arc<File>, range: Range<u64>) -> impl Stream<Item = io::Result<Bytes>> + 'static {
+pub(super) fn read_range(file: Arc<File>, range: Range<u64>) -> impl Stream<Item = io::Result<Bytes>> + 'static {
     futures_util::stream::try_unfold(range, move |range| {
         let file = file.clone();
         async move {

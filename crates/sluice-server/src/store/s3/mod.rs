@@ -9,7 +9,7 @@
 //! {id}.part.{n}   the bytes of incomplete part n (0-based) as the last append left them
 //! ```
 //!
-//! An append stages bytes in the local spool (see [`spool`]) and uploads each part as
+//! An append stages bytes in the local spool (see `spool`) and uploads each part as
 //! it fills (≥ 5 MiB, S3's rule, enforced here: Garage would accept less). Whatever is
 //! left when the body ends is pushed as `{id}.part.{n}` before the append returns, so
 //! every acknowledged byte is in the object store and any instance can continue: the

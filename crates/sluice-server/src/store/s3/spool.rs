@@ -22,7 +22,7 @@ const KEPT: usize = 64;
 
 /// A file holding the incomplete part `index` of an upload, as pushed with `etag`.
 #[derive(Debug)]
-pub struct Kept {
+pub(super) struct Kept {
     /// The part's index (0-based).
     pub index: u64,
     /// Bytes of the part it holds.
@@ -35,7 +35,7 @@ pub struct Kept {
 
 /// Staging files under one directory.
 #[derive(Debug)]
-pub struct Spool {
+pub(super) struct Spool {
     dir: PathBuf,
     buffers: Arc<BufferPool>,
     pacer: Arc<Pacer>,
@@ -46,7 +46,7 @@ pub struct Spool {
 impl Spool {
     /// Opens the spool in `dir` (created if missing), removing files a crashed
     /// process left behind (every acknowledged byte is in the object store).
-    pub fn open(dir: &Path) -> io::Result<Spool> {
+    pub(super) fn open(dir: &Path) -> io::Result<Spool> {
         std::fs::create_dir_all(dir)?;
         let mut removed = 0;
         for entry in std::fs::read_dir(dir)? {
@@ -72,7 +72,7 @@ impl Spool {
     }
 
     /// A new, empty staging file (already unlinked).
-    pub fn create(&self) -> io::Result<File> {
+    pub(super) fn create(&self) -> io::Result<File> {
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.join(format!("{}-{serial}.spool", std::process::id()));
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
@@ -81,13 +81,13 @@ impl Spool {
     }
 
     /// A writer appending to `file` through the spool's fixed buffers.
-    pub fn writer(&self, file: File) -> BlockWriter {
+    pub(super) fn writer(&self, file: File) -> BlockWriter {
         BlockWriter::new(file, self.buffers.clone(), self.pacer.clone())
     }
 
     /// The kept incomplete part of `id`, if it is part `index` with this `etag` and at
     /// least `len` bytes: a writable copy of its file, cut to `len` and positioned there.
-    pub fn reuse(&self, id: &UploadId, index: u64, etag: &str, len: u64) -> io::Result<Option<File>> {
+    pub(super) fn reuse(&self, id: &UploadId, index: u64, etag: &str, len: u64) -> io::Result<Option<File>> {
         let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
         let Some(kept) = kept else { return Ok(None) };
         if kept.index != index || kept.etag != etag || kept.len < len {
@@ -100,7 +100,7 @@ impl Spool {
     }
 
     /// Keeps `id`'s incomplete part for its next append.
-    pub fn keep(&self, id: &UploadId, kept: Kept) {
+    pub(super) fn keep(&self, id: &UploadId, kept: Kept) {
         let mut map = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
         if map.len() >= KEPT && !map.contains_key(id) {
             // Any one: the next append of that upload downloads its part again.
@@ -112,12 +112,12 @@ impl Spool {
     }
 
     /// The index of `id`'s kept part.
-    pub fn kept_index(&self, id: &UploadId) -> Option<u64> {
+    pub(super) fn kept_index(&self, id: &UploadId) -> Option<u64> {
         self.kept.lock().unwrap_or_else(PoisonError::into_inner).get(id).map(|k| k.index)
     }
 
     /// The index of `id`'s kept part, forgetting it.
-    pub fn forget(&self, id: &UploadId) -> Option<u64> {
+    pub(super) fn forget(&self, id: &UploadId) -> Option<u64> {
         self.kept.lock().unwrap_or_else(PoisonError::into_inner).remove(id).map(|k| k.index)
     }
 }
