@@ -21,7 +21,7 @@ use crate::report::{
     FLOOD_1, FORM_1, FORM_4, FSYNC_1, FSYNC_SPLIT_4, ONE_1, ONE_4, ONE_8, PEER_CONCURRENT, PEER_ONE_1, PEER_ONE_4,
     PEER_SPLIT_4, QUIET_1, S3_CONCURRENT, S3_ONE_1, S3_ONE_4, S3_PLAIN_1, S3_PLAIN_32, S3_PLAIN_4, SPLIT_4,
 };
-use crate::report::{CLI_1, CLI_4, CLI_4_NONE, COPY_4, CURL_BASE_4, CURL_PATCH_4, JOIN_4};
+use crate::report::{CLI_1, CLI_4, CLI_4_NONE, COPY_4, CURL_BASE_4, CURL_PATCH_4, JOIN_4, S3_TUS_NODE_1};
 use crate::services;
 use std::io::Write;
 use std::path::PathBuf;
@@ -244,8 +244,12 @@ pub fn run(opts: Options) -> Result<(), String> {
     for (plain, through, len, count) in
         [(S3_PLAIN_1, S3_ONE_1, GIB, 1), (S3_PLAIN_4, S3_ONE_4, 4 * GIB, 1), (S3_PLAIN_32, S3_CONCURRENT, 64 * MIB, 32)]
     {
-        run(&mut b, plain, &|b| b.s3_scenario(plain, false, len, count));
-        run(&mut b, through, &|b| b.s3_scenario(through, true, len, count));
+        run(&mut b, plain, &|b| b.s3_scenario(plain, None, len, count));
+        run(&mut b, through, &|b| b.s3_scenario(through, Some(Peer::Sluice), len, count));
+    }
+    // The tus project's own server on the same Garage (`--peers`: it needs npm packages).
+    if opts.peers {
+        run(&mut b, S3_TUS_NODE_1, &|b| b.s3_scenario(S3_TUS_NODE_1, Some(Peer::TusNode), GIB, 1));
     }
     if wanted(FLOOD_1) || wanted(CALM_1) {
         for fig in b.flood_scenario(GIB, FLOOD_CONNECTIONS) {
@@ -387,6 +391,12 @@ impl Bench {
                 cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
                 cmd
             }
+            // With Garage's variables set (the S3 scenarios): @tus/s3-store into that Garage.
+            Kind::Tus(Peer::TusNode) if !self.env.is_empty() => {
+                let mut cmd = peers::tus_node_s3();
+                cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+                cmd
+            }
             Kind::Tus(Peer::TusNode) => peers::tus_node(&data),
             Kind::Tus(Peer::Rustus) => {
                 let port = proc::free_port()?;
@@ -477,9 +487,10 @@ impl Bench {
     }
 
     /// `count` uploads of `len` bytes at once into a fresh Garage per run: plain S3 multipart
-    /// uploads (`examples/s3_put.rs`), or through Sluice (`--storage s3://…`, one PATCH each).
-    /// Peak RSS is Sluice's (Garage's own for the plain runs).
-    fn s3_scenario(&mut self, name: &'static str, sluice: bool, len: u64, count: usize) -> Figure {
+    /// uploads (`examples/s3_put.rs`), or through a tus server (Sluice with `--storage s3://…`,
+    /// or `@tus/server` with `@tus/s3-store`), one PATCH each. Peak RSS is the tus server's
+    /// (Garage's own for the plain runs).
+    fn s3_scenario(&mut self, name: &'static str, through: Option<Peer>, len: u64, count: usize) -> Figure {
         let mut fig = Figure::new(name, len * count as u64);
         for _ in 0..self.repeat {
             let garage = match crate::garage::Garage::start() {
@@ -489,10 +500,10 @@ impl Bench {
                     return fig;
                 }
             };
-            let result = if sluice {
+            let result = if let Some(peer) = through {
                 self.env = garage.env().to_vec();
                 self.env.push(("SLUICE_STORAGE".into(), format!("s3://{}/bench", crate::garage::BUCKET)));
-                let started = self.start(SLUICE);
+                let started = self.start(Kind::Tus(peer));
                 self.env.clear();
                 started.and_then(|(server, data)| {
                     fig.start_rss_kib = fig.start_rss_kib.or(server.rss_kib());

@@ -114,6 +114,14 @@ pub fn tus_node(data: &Path) -> Command {
     cmd
 }
 
+/// `@tus/server` with `@tus/s3-store` (`xtask/peers/tus-node-s3-server.mjs`), storing into
+/// the Garage its environment names; prints `listening on http://127.0.0.1:PORT`.
+pub fn tus_node_s3() -> Command {
+    let mut cmd = Command::new("node");
+    cmd.arg(proc::root().join(NODE_DIR).join("tus-node-s3-server.mjs"));
+    cmd
+}
+
 /// The versions in the peers table's caption.
 pub fn versions() -> String {
     let npm = |name: &str| {
