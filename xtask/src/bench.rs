@@ -21,7 +21,9 @@ use crate::report::{
     FLOOD_1, FORM_1, FORM_4, FSYNC_1, FSYNC_SPLIT_4, ONE_1, ONE_4, ONE_8, PEER_CONCURRENT, PEER_ONE_1, PEER_ONE_4,
     PEER_SPLIT_4, QUIET_1, S3_CONCURRENT, S3_ONE_1, S3_ONE_4, S3_PLAIN_1, S3_PLAIN_32, S3_PLAIN_4, SPLIT_4,
 };
-use crate::report::{CLI_1, CLI_4, CLI_4_NONE, COPY_4, CURL_BASE_4, CURL_PATCH_4, JOIN_4, S3_TUS_NODE_1};
+use crate::report::{
+    CLI_1, CLI_4, CLI_4_NONE, COPY_4, CURL_BASE_4, CURL_PATCH_4, JOIN_4, S3_TUS_NODE_1, S3_TUS_NODE_32, S3_TUS_NODE_4,
+};
 use crate::services;
 use std::io::Write;
 use std::path::PathBuf;
@@ -249,7 +251,10 @@ pub fn run(opts: Options) -> Result<(), String> {
     }
     // The tus project's own server on the same Garage (`--peers`: it needs npm packages).
     if opts.peers {
-        run(&mut b, S3_TUS_NODE_1, &|b| b.s3_scenario(S3_TUS_NODE_1, Some(Peer::TusNode), GIB, 1));
+        for (name, len, count) in [(S3_TUS_NODE_1, GIB, 1), (S3_TUS_NODE_4, 4 * GIB, 1), (S3_TUS_NODE_32, 64 * MIB, 32)]
+        {
+            run(&mut b, name, &|b| b.s3_scenario(name, Some(Peer::TusNode), len, count));
+        }
     }
     if wanted(FLOOD_1) || wanted(CALM_1) {
         for fig in b.flood_scenario(GIB, FLOOD_CONNECTIONS) {

@@ -71,6 +71,10 @@ pub const S3_ONE_1: &str = "sluice -> garage 1 GiB, one PATCH";
 pub const S3_ONE_4: &str = "sluice -> garage 4 GiB, one PATCH";
 /// `@tus/server` with `@tus/s3-store` -> Garage, 1 GiB in one PATCH (`--peers`).
 pub const S3_TUS_NODE_1: &str = "@tus/server + @tus/s3-store -> garage 1 GiB, one PATCH";
+/// `@tus/server` with `@tus/s3-store` -> Garage, 4 GiB in one PATCH (`--peers`).
+pub const S3_TUS_NODE_4: &str = "@tus/server + @tus/s3-store -> garage 4 GiB, one PATCH";
+/// `@tus/server` with `@tus/s3-store` -> Garage, 32 concurrent uploads of 64 MiB (`--peers`).
+pub const S3_TUS_NODE_32: &str = "@tus/server + @tus/s3-store -> garage 32 x 64 MiB concurrent";
 /// Sluice -> Garage, 32 concurrent uploads of 64 MiB.
 pub const S3_CONCURRENT: &str = "sluice -> garage 32 x 64 MiB concurrent";
 
@@ -427,8 +431,8 @@ pub fn render(
             ONE_4 | SPLIT_4 | FORM_4 | FSYNC_SPLIT_4 => find(BASE_4),
             CURL_PATCH_4 | CLI_1 | CLI_4 | CLI_4_NONE => find(CURL_BASE_4),
             S3_ONE_1 | S3_TUS_NODE_1 => find(S3_PLAIN_1),
-            S3_ONE_4 => find(S3_PLAIN_4),
-            S3_CONCURRENT => find(S3_PLAIN_32),
+            S3_ONE_4 | S3_TUS_NODE_4 => find(S3_PLAIN_4),
+            S3_CONCURRENT | S3_TUS_NODE_32 => find(S3_PLAIN_32),
             JOIN_4 => find(COPY_4),
             _ => None,
         };
