@@ -198,15 +198,16 @@ async fn concurrency_limit_queues_uploads() {
     let (ra, rb) = (Recorder::default(), Recorder::default());
     let (ua, ub) = (ra.upload(&client, &a), rb.upload(&client, &b));
     let (pa, pb) = (ua.start(), ub.start());
-    assert!(until(5000.0, || ua.state() == "uploading").await);
-    assert!(until(5000.0, || ub.state() == "queued").await, "second waits: {}", ub.state());
+    // Either may get the slot first (each reads its file before asking for one).
+    assert!(until(5000.0, || ua.state() == "uploading" || ub.state() == "uploading").await);
+    let (busy, other) = if ua.state() == "uploading" { (&ua, &ub) } else { (&ub, &ua) };
+    // Both states are read in one turn of the event loop: a consistent view.
+    while busy.state() != "done" {
+        assert_ne!(other.state(), "uploading", "two uploads sending at once with concurrency 1");
+        sleep(2.0).await;
+    }
     let ra_done = wait(pa).await.expect("a");
     let rb_done = wait(pb).await.expect("b");
-    // b only started sending after a finished.
-    assert!(
-        rb.states.borrow().iter().position(|s| s == "uploading")
-            > rb.states.borrow().iter().position(|s| s == "queued")
-    );
     assert_same(&get(&str_field(&ra_done, "url").expect("url")).await, &a).await;
     assert_same(&get(&str_field(&rb_done, "url").expect("url")).await, &b).await;
 }
