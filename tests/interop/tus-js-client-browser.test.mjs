@@ -56,24 +56,27 @@ async function openClientPage() {
   return { context, page }
 }
 
-test('tus-js-client in Chromium: chunked upload, reload, resume from the server offset', async () => {
-  const file = await randomFile(dir, 'tus-js-browser.bin', 14 * MiB + 777)
+/**
+ * Uploads `file` with tus-js-client `options` until `stopAt` bytes are acknowledged, reloads the
+ * page, chooses the file again, and checks the upload resumes from the server's offset (no new
+ * POST) and completes intact. `checkFirst(seen, url)` looks at the first page's requests and
+ * returns the offset the server holds.
+ */
+async function reloadAndResume(file, options, stopAt, checkFirst) {
   const { context, page } = await openClientPage()
   try {
     const seen = recordRequests(page, server.origin)
     await page.setInputFiles('#file', file.path)
-    const first = await page.evaluate(([e]) => window.upload(e, { chunkSize: 2 * 1024 * 1024 }, 6 * 1024 * 1024), [server.endpoint])
+    const first = await page.evaluate(([e, o, s]) => window.upload(e, o, s), [server.endpoint, options, stopAt])
     assert.ok(first.url?.startsWith(server.endpoint), JSON.stringify(first))
-    assert.equal(seen.filter((r) => r.method === 'POST').length, 1)
-    const head = await fetch(first.url, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } })
-    const offset = Number(head.headers.get('upload-offset'))
-    assert.ok(offset >= 6 * MiB && offset < file.size, `server offset ${offset}`)
+    const offset = await checkFirst(seen, first.url)
+    assert.ok(offset >= stopAt && offset < file.size, `server offset ${offset}`)
 
     // A new page load: only localStorage remembers the upload.
     await page.reload()
     seen.length = 0
     await page.setInputFiles('#file', file.path)
-    const second = await page.evaluate(([e]) => window.upload(e, { chunkSize: 2 * 1024 * 1024 }), [server.endpoint])
+    const second = await page.evaluate(([e, o]) => window.upload(e, o), [server.endpoint, options])
     assert.equal(second.url, first.url)
     assert.equal(seen.filter((r) => r.method === 'POST').length, 0, 'a new upload was created')
     assert.equal(seen.find((r) => r.method === 'PATCH')?.headers['upload-offset'], String(offset))
@@ -81,6 +84,15 @@ test('tus-js-client in Chromium: chunked upload, reload, resume from the server 
   } finally {
     await context.close()
   }
+}
+
+test('tus-js-client in Chromium: chunked upload, reload, resume from the server offset', async () => {
+  const file = await randomFile(dir, 'tus-js-browser.bin', 14 * MiB + 777)
+  await reloadAndResume(file, { chunkSize: 2 * MiB }, 6 * MiB, async (seen, url) => {
+    assert.equal(seen.filter((r) => r.method === 'POST').length, 1)
+    const head = await fetch(url, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } })
+    return Number(head.headers.get('upload-offset'))
+  })
 })
 
 test('tus-js-client in Chromium: creation-with-upload and X-HTTP-Method-Override', async () => {
@@ -107,36 +119,18 @@ for (const [protocol, interop] of [
 ]) {
   test(`tus-js-client in Chromium, ${protocol}: chunked upload, reload, resume from the server offset`, async () => {
     const file = await randomFile(dir, `tus-js-${protocol}.bin`, 10 * MiB + 333)
-    const { context, page } = await openClientPage()
-    try {
-      const seen = recordRequests(page, server.origin)
-      await page.setInputFiles('#file', file.path)
-      const options = { protocol, chunkSize: 2 * 1024 * 1024 }
-      const first = await page.evaluate(([e, o]) => window.upload(e, o, 4 * 1024 * 1024), [server.endpoint, options])
-      assert.ok(first.url?.startsWith(server.endpoint), JSON.stringify(first))
+    await reloadAndResume(file, { protocol, chunkSize: 2 * MiB }, 4 * MiB, async (seen, url) => {
       const sent = seen.filter((r) => r.method !== 'OPTIONS')
       assert.ok(sent.length >= 2, sent.map((r) => r.method).join(','))
       for (const r of sent) {
         assert.equal(r.headers['upload-draft-interop-version'], interop, `${r.method}: interop version`)
         assert.equal(r.headers['tus-resumable'], undefined, `${r.method}: no Tus-Resumable in draft mode`)
       }
-      const head = await fetch(first.url, { method: 'HEAD', headers: { 'Upload-Draft-Interop-Version': interop } })
+      const head = await fetch(url, { method: 'HEAD', headers: { 'Upload-Draft-Interop-Version': interop } })
       assert.equal(head.status, 204)
       assert.equal(head.headers.get('upload-complete'), '?0')
-      const offset = Number(head.headers.get('upload-offset'))
-      assert.ok(offset >= 4 * MiB && offset < file.size, `server offset ${offset}`)
-
-      await page.reload()
-      seen.length = 0
-      await page.setInputFiles('#file', file.path)
-      const second = await page.evaluate(([e, o]) => window.upload(e, o), [server.endpoint, options])
-      assert.equal(second.url, first.url)
-      assert.equal(seen.filter((r) => r.method === 'POST').length, 0, 'a new upload was created')
-      assert.equal(seen.find((r) => r.method === 'PATCH')?.headers['upload-offset'], String(offset))
-      assert.deepEqual(await sha256Body(await fetch(second.url)), { sha256: file.sha256, size: file.size })
-    } finally {
-      await context.close()
-    }
+      return Number(head.headers.get('upload-offset'))
+    })
   })
 }
 
