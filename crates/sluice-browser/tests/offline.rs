@@ -247,8 +247,14 @@ async fn retries_are_decided_by_reason_on_real_responses() {
 
 #[wasm_bindgen_test]
 async fn bad_options_are_refused_before_any_request() {
-    let cases =
-        [r#"{"chunkSize": -1}"#, r#"{"checksum": "md5"}"#, r#"{"concurrency": "three"}"#, r#"{"hashWorkers": -2}"#];
+    let cases = [
+        r#"{"chunkSize": -1}"#,
+        r#"{"checksum": "md5"}"#,
+        r#"{"concurrency": "three"}"#,
+        r#"{"hashWorkers": -2}"#,
+        r#"{"parallel": -1}"#,
+        r#"{"protocol": "http2"}"#,
+    ];
     for json in cases {
         // Port 9 (discard) on loopback: were any request sent, it would fail differently.
         let err = sluice_browser::Client::connect("http://127.0.0.1:9/files/".into(), Some(options(json))).await;
