@@ -97,6 +97,9 @@ enum Kind {
 
 const SLUICE: Kind = Kind::Tus(Peer::Sluice);
 
+/// A scenario of an interleaved group: its name, bytes per run, the server and the load.
+type Interleaved<'a> = (&'static str, u64, Kind, &'a dyn Fn(&Bench, &str) -> Result<Duration, String>);
+
 /// What one run of a throughput scenario measured.
 struct Run {
     took: Duration,
@@ -191,69 +194,83 @@ pub fn run(opts: Options) -> Result<(), String> {
     let load_before = report::loadavg();
     let mut figures = Vec::new();
     let wanted = |name: &str| opts.only.as_ref().is_none_or(|only| name.contains(only.as_str()));
-    let mut run = |b: &mut Bench, name: &'static str, f: &dyn Fn(&mut Bench) -> Figure| {
+    let run = |figures: &mut Vec<Figure>, b: &mut Bench, name: &'static str, f: &dyn Fn(&mut Bench) -> Figure| {
         if wanted(name) {
             let fig = f(b);
             println!("{}", fig.line());
             figures.push(fig);
         }
     };
-    run(&mut b, DISK_1, &|b| b.disk_scenario(DISK_1, GIB));
-    run(&mut b, DISK_4, &|b| b.disk_scenario(DISK_4, 4 * GIB));
+    // The rows whose ratio to the baseline has a target run in turn, round after round, so
+    // noise on the machine hits the baseline and Sluice alike.
+    let run_interleaved = |figures: &mut Vec<Figure>, b: &mut Bench, rows: &[Interleaved<'_>]| {
+        let rows: Vec<_> = rows.iter().filter(|row| wanted(row.0)).copied().collect();
+        for fig in b.interleaved(&rows) {
+            println!("{}", fig.line());
+            figures.push(fig);
+        }
+    };
+    run(&mut figures, &mut b, DISK_1, &|b| b.disk_scenario(DISK_1, GIB));
+    run(&mut figures, &mut b, DISK_4, &|b| b.disk_scenario(DISK_4, 4 * GIB));
     if opts.long {
-        run(&mut b, DISK_8, &|b| b.disk_scenario(DISK_8, 8 * GIB));
+        run(&mut figures, &mut b, DISK_8, &|b| b.disk_scenario(DISK_8, 8 * GIB));
     }
-    run(&mut b, BASE_1, &|b| b.scenario(BASE_1, GIB, Kind::Baseline, |b, addr| b.put(addr, GIB)));
-    run(&mut b, BASE_4, &|b| b.scenario(BASE_4, 4 * GIB, Kind::Baseline, |b, addr| b.put(addr, 4 * GIB)));
-    run(&mut b, ONE_1, &|b| b.scenario(ONE_1, GIB, SLUICE, |b, addr| b.upload(addr, GIB, GIB)));
-    run(&mut b, ONE_4, &|b| b.scenario(ONE_4, 4 * GIB, SLUICE, |b, addr| b.upload(addr, 4 * GIB, 4 * GIB)));
+    for len in [GIB, 4 * GIB] {
+        let (base, one, form) = if len == GIB { (BASE_1, ONE_1, FORM_1) } else { (BASE_4, ONE_4, FORM_4) };
+        let put = move |b: &Bench, addr: &str| b.put(addr, len);
+        let patch = move |b: &Bench, addr: &str| b.upload(addr, len, len);
+        let post = move |b: &Bench, addr: &str| b.form(addr, len);
+        run_interleaved(
+            &mut figures,
+            &mut b,
+            &[(base, len, Kind::Baseline, &put), (one, len, SLUICE, &patch), (form, len, SLUICE, &post)],
+        );
+    }
     if opts.long {
-        run(&mut b, ONE_8, &|b| b.scenario(ONE_8, 8 * GIB, SLUICE, |b, addr| b.upload(addr, 8 * GIB, 8 * GIB)));
+        run(&mut figures, &mut b, ONE_8, &|b| b.scenario(ONE_8, 8 * GIB, SLUICE, |b, addr| b.upload(addr, 8 * GIB, 8 * GIB)));
     }
-    run(&mut b, SPLIT_4, &|b| b.scenario(SPLIT_4, 4 * GIB, SLUICE, |b, addr| b.upload(addr, 4 * GIB, 8 * MIB)));
+    run(&mut figures, &mut b, SPLIT_4, &|b| b.scenario(SPLIT_4, 4 * GIB, SLUICE, |b, addr| b.upload(addr, 4 * GIB, 8 * MIB)));
     let with_flag = |b: &mut Bench, flag: &'static str, name: &'static str, len: u64, chunk: u64| {
         b.flags = vec![flag];
         let fig = b.scenario(name, len, SLUICE, |b, addr| b.upload(addr, len, chunk));
         b.flags.clear();
         fig
     };
-    run(&mut b, FSYNC_1, &|b| with_flag(b, "--fsync", FSYNC_1, GIB, GIB));
-    run(&mut b, FSYNC_SPLIT_4, &|b| with_flag(b, "--fsync", FSYNC_SPLIT_4, 4 * GIB, 8 * MIB));
-    run(&mut b, QUIET_1, &|b| with_flag(b, "--no-request-metrics", QUIET_1, GIB, GIB));
-    run(&mut b, CROWD, &|b| b.scenario(CROWD, 256 * 16 * MIB, SLUICE, |b, addr| b.crowd(addr, 256, 16 * MIB)));
-    run(&mut b, FORM_1, &|b| b.scenario(FORM_1, GIB, SLUICE, |b, addr| b.form(addr, GIB)));
-    run(&mut b, FORM_4, &|b| b.scenario(FORM_4, 4 * GIB, SLUICE, |b, addr| b.form(addr, 4 * GIB)));
-    run(&mut b, CONCURRENT, &|b| {
+    run(&mut figures, &mut b, FSYNC_1, &|b| with_flag(b, "--fsync", FSYNC_1, GIB, GIB));
+    run(&mut figures, &mut b, FSYNC_SPLIT_4, &|b| with_flag(b, "--fsync", FSYNC_SPLIT_4, 4 * GIB, 8 * MIB));
+    run(&mut figures, &mut b, QUIET_1, &|b| with_flag(b, "--no-request-metrics", QUIET_1, GIB, GIB));
+    run(&mut figures, &mut b, CROWD, &|b| b.scenario(CROWD, 256 * 16 * MIB, SLUICE, |b, addr| b.crowd(addr, 256, 16 * MIB)));
+    run(&mut figures, &mut b, CONCURRENT, &|b| {
         b.scenario(CONCURRENT, 32 * 64 * MIB, SLUICE, |b, addr| b.concurrent(addr, 32, 64 * MIB))
     });
     // `sluice upload` from a file on disk, beside curl sending the same file (bench/cli.rs).
     let input = |b: &Bench, len| b.input_file(len).unwrap_or_default();
-    run(&mut b, CURL_BASE_4, &|b| {
+    run(&mut figures, &mut b, CURL_BASE_4, &|b| {
         let file = input(b, 4 * GIB);
         b.scenario(CURL_BASE_4, 4 * GIB, Kind::Baseline, |b, addr| b.curl_put(addr, &file))
     });
-    run(&mut b, CURL_PATCH_4, &|b| {
+    run(&mut figures, &mut b, CURL_PATCH_4, &|b| {
         let file = input(b, 4 * GIB);
         b.scenario(CURL_PATCH_4, 4 * GIB, SLUICE, |b, addr| b.curl_patch(addr, &file))
     });
-    run(&mut b, CLI_1, &|b| b.cli_scenario(CLI_1, GIB, &[]));
-    run(&mut b, CLI_4, &|b| b.cli_scenario(CLI_4, 4 * GIB, &[]));
-    run(&mut b, CLI_4_NONE, &|b| b.cli_scenario(CLI_4_NONE, 4 * GIB, &["--checksum", "none"]));
+    run(&mut figures, &mut b, CLI_1, &|b| b.cli_scenario(CLI_1, GIB, &[]));
+    run(&mut figures, &mut b, CLI_4, &|b| b.cli_scenario(CLI_4, 4 * GIB, &[]));
+    run(&mut figures, &mut b, CLI_4_NONE, &|b| b.cli_scenario(CLI_4_NONE, 4 * GIB, &["--checksum", "none"]));
     // tus concatenation: the server joins 4 finished parts, beside `cp` of as many bytes.
-    run(&mut b, COPY_4, &|b| b.copy_scenario(COPY_4, 4 * GIB));
-    run(&mut b, JOIN_4, &|b| b.scenario(JOIN_4, 4 * GIB, SLUICE, |b, addr| b.join(addr, 4 * GIB, 4)));
+    run(&mut figures, &mut b, COPY_4, &|b| b.copy_scenario(COPY_4, 4 * GIB));
+    run(&mut figures, &mut b, JOIN_4, &|b| b.scenario(JOIN_4, 4 * GIB, SLUICE, |b, addr| b.join(addr, 4 * GIB, 4)));
     // S3: Garage alone (plain multipart uploads) beside Sluice -> Garage.
     for (plain, through, len, count) in
         [(S3_PLAIN_1, S3_ONE_1, GIB, 1), (S3_PLAIN_4, S3_ONE_4, 4 * GIB, 1), (S3_PLAIN_32, S3_CONCURRENT, 64 * MIB, 32)]
     {
-        run(&mut b, plain, &|b| b.s3_scenario(plain, None, len, count));
-        run(&mut b, through, &|b| b.s3_scenario(through, Some(Peer::Sluice), len, count));
+        run(&mut figures, &mut b, plain, &|b| b.s3_scenario(plain, None, len, count));
+        run(&mut figures, &mut b, through, &|b| b.s3_scenario(through, Some(Peer::Sluice), len, count));
     }
     // The tus project's own server on the same Garage (`--peers`: it needs npm packages).
     if opts.peers {
         for (name, len, count) in [(S3_TUS_NODE_1, GIB, 1), (S3_TUS_NODE_4, 4 * GIB, 1), (S3_TUS_NODE_32, 64 * MIB, 32)]
         {
-            run(&mut b, name, &|b| b.s3_scenario(name, Some(Peer::TusNode), len, count));
+            run(&mut figures, &mut b, name, &|b| b.s3_scenario(name, Some(Peer::TusNode), len, count));
         }
     }
     if wanted(FLOOD_1) || wanted(CALM_1) {
@@ -450,6 +467,24 @@ impl Bench {
             }
         }
         fig
+    }
+
+    /// Several scenarios run in turn, `repeat` rounds, each run on a fresh server, so noise
+    /// on the machine hits them alike. A scenario that fails is left out of later rounds.
+    fn interleaved(&mut self, rows: &[Interleaved<'_>]) -> Vec<Figure> {
+        let mut figures: Vec<Figure> = rows.iter().map(|&(name, bytes, ..)| Figure::new(name, bytes)).collect();
+        for _ in 0..self.repeat {
+            for (&(_, _, kind, f), fig) in rows.iter().zip(&mut figures) {
+                if fig.error.is_some() {
+                    continue;
+                }
+                match self.run_once(kind, f) {
+                    Ok(run) => run.add_to(fig),
+                    Err(e) => fig.error = Some(e),
+                }
+            }
+        }
+        figures
     }
 
     /// One scenario on every tus server: `repeat` rounds, each starting Sluice, rustus and

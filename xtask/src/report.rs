@@ -407,7 +407,9 @@ pub fn render(
          pseudo-random buffer. MB = 10^6 bytes; MB/s is the median of the runs (range in brackets); time is the \
          median run's. Peak RSS is the server's `VmHWM`, a fresh process per run, largest of the runs. \
          Baseline: `crates/sluice-server/examples/baseline.rs`, an actix-web handler writing a PUT body to a file \
-         chunk by chunk with no protocol. \"Disk only\" writes the same bytes to a file from the bench process \
+         chunk by chunk with no protocol. The baseline PUT, the single PATCH and the multipart form of the same \
+         size run interleaved (baseline, PATCH, form, baseline, …, each on a fresh process), so noise on the \
+         machine hits them alike and their ratio is the figure to read. \"Disk only\" writes the same bytes to a file from the bench process \
          (no HTTP, no fsync, like the servers): what the file system alone gives. On this kind of VM it varies a \
          lot from run to run (page-cache memory is faulted in from the host, and past the dirty limits writes go \
          at writeback speed). Sluice runs with the bench policy (`max_file_size` and `max_chunk_size` 16 GiB) and \
