@@ -21,6 +21,7 @@
 //! their directory, so acknowledged bytes survive power loss too.
 
 mod bytes;
+mod parsed;
 mod records;
 mod writer;
 

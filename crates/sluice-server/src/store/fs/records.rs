@@ -1,6 +1,7 @@
 //! Records as small JSON files, one per upload, replaced atomically.
 
 use super::bytes::FsBytes;
+use super::parsed::{Parsed, Stamp};
 use crate::id::UploadId;
 use crate::store::{
     to_millis, Kind, OpenUsage, Protocol, RecordStore, Result, State, StoreError, UploadRecord, UsageIndex,
@@ -32,10 +33,11 @@ pub struct FsRecords {
     stripes: Vec<Mutex<()>>,
     usage: UsageIndex,
     reserve_spent: AtomicBool,
+    parsed: Parsed<UploadId, Doc>,
 }
 
 /// A record file: the record, and when it went away (a tombstone).
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Doc {
     record: UploadRecord,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,6 +66,7 @@ impl FsRecords {
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             usage: UsageIndex::default(),
             reserve_spent: AtomicBool::new(true),
+            parsed: Parsed::default(),
         };
         records.retake_reserve();
         Ok(records)
@@ -96,7 +99,24 @@ impl FsRecords {
         self.stripes[index % STRIPES].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The record file, parsed (a parse of the same file is reused: see `parsed.rs`).
     fn read_doc(&self, id: &UploadId) -> Result<Doc> {
+        let not_found = |e: io::Error| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::NotFound,
+            _ => e.into(),
+        };
+        let path = self.path(id);
+        let stamp = Stamp::of(&fs::metadata(&path).map_err(not_found)?);
+        if let Some(doc) = self.parsed.get(id, stamp) {
+            return Ok(doc);
+        }
+        let doc = self.parse(id)?;
+        self.parsed.keep(id.clone(), stamp, doc.clone());
+        Ok(doc)
+    }
+
+    /// The record file, read and parsed afresh.
+    fn parse(&self, id: &UploadId) -> Result<Doc> {
         let text = match fs::read(self.path(id)) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound),
@@ -116,6 +136,7 @@ impl FsRecords {
     fn write_doc(&self, doc: &Doc) -> Result<()> {
         let bytes = serde_json::to_vec(doc).map_err(io::Error::other)?;
         let path = self.path(&doc.record.id);
+        self.parsed.forget(&doc.record.id);
         match self.write_atomically(&path, &bytes) {
             Err(e) if e.kind() == io::ErrorKind::StorageFull && !self.reserve_spent.swap(true, Ordering::Relaxed) => {
                 tracing::warn!("disk full: records now use the space set aside for them");
@@ -155,7 +176,8 @@ impl FsRecords {
                 continue;
             }
             let Some(id) = path.file_stem().and_then(|s| s.to_str()).and_then(UploadId::parse) else { continue };
-            match self.read_doc(&id) {
+            // Read afresh: a sweep over every record would only churn the kept parses.
+            match self.parse(&id) {
                 Ok(doc) => out.push(doc),
                 Err(StoreError::NotFound) => {} // removed meanwhile
                 Err(e) => tracing::warn!(upload = %id, error = %e, "unreadable upload record skipped"),
@@ -343,6 +365,7 @@ impl RecordStore for FsRecords {
             if doc.gone_at.is_some_and(|gone| gone < cutoff) {
                 let _stripe = self.stripe(&doc.record.id);
                 fs::remove_file(self.path(&doc.record.id))?;
+                self.parsed.forget(&doc.record.id);
                 purged += 1;
             }
         }
