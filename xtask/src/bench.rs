@@ -53,8 +53,9 @@ pub struct Options {
     /// `--runs N` (default 3): runs per throughput scenario; the median is reported. On a VM the
     /// first run after a pause is often slower (page-cache memory faulted in from the host).
     pub runs: u32,
-    /// `--only TEXT`: only the scenarios whose name contains TEXT (`HEAD` for the HEAD one); the
-    /// figures are printed but `docs/benchmarks.md` is left alone.
+    /// `--only TEXT`: only the scenarios whose name contains TEXT, or one of its `|`-separated
+    /// parts (`HEAD` for the HEAD one); the figures are printed but `docs/benchmarks.md` is
+    /// left alone.
     pub only: Option<String>,
     /// `--peers`: also run rustus and `@tus/server` beside Sluice (installed on first use).
     pub peers: bool,
@@ -193,7 +194,7 @@ pub fn run(opts: Options) -> Result<(), String> {
 
     let load_before = report::loadavg();
     let mut figures = Vec::new();
-    let wanted = |name: &str| opts.only.as_ref().is_none_or(|only| name.contains(only.as_str()));
+    let wanted = |name: &str| opts.only.as_ref().is_none_or(|only| only.split('|').any(|part| name.contains(part)));
     let run = |figures: &mut Vec<Figure>, b: &mut Bench, name: &'static str, f: &dyn Fn(&mut Bench) -> Figure| {
         if wanted(name) {
             let fig = f(b);
@@ -227,9 +228,13 @@ pub fn run(opts: Options) -> Result<(), String> {
         );
     }
     if opts.long {
-        run(&mut figures, &mut b, ONE_8, &|b| b.scenario(ONE_8, 8 * GIB, SLUICE, |b, addr| b.upload(addr, 8 * GIB, 8 * GIB)));
+        run(&mut figures, &mut b, ONE_8, &|b| {
+            b.scenario(ONE_8, 8 * GIB, SLUICE, |b, addr| b.upload(addr, 8 * GIB, 8 * GIB))
+        });
     }
-    run(&mut figures, &mut b, SPLIT_4, &|b| b.scenario(SPLIT_4, 4 * GIB, SLUICE, |b, addr| b.upload(addr, 4 * GIB, 8 * MIB)));
+    run(&mut figures, &mut b, SPLIT_4, &|b| {
+        b.scenario(SPLIT_4, 4 * GIB, SLUICE, |b, addr| b.upload(addr, 4 * GIB, 8 * MIB))
+    });
     let with_flag = |b: &mut Bench, flag: &'static str, name: &'static str, len: u64, chunk: u64| {
         b.flags = vec![flag];
         let fig = b.scenario(name, len, SLUICE, |b, addr| b.upload(addr, len, chunk));
@@ -239,7 +244,9 @@ pub fn run(opts: Options) -> Result<(), String> {
     run(&mut figures, &mut b, FSYNC_1, &|b| with_flag(b, "--fsync", FSYNC_1, GIB, GIB));
     run(&mut figures, &mut b, FSYNC_SPLIT_4, &|b| with_flag(b, "--fsync", FSYNC_SPLIT_4, 4 * GIB, 8 * MIB));
     run(&mut figures, &mut b, QUIET_1, &|b| with_flag(b, "--no-request-metrics", QUIET_1, GIB, GIB));
-    run(&mut figures, &mut b, CROWD, &|b| b.scenario(CROWD, 256 * 16 * MIB, SLUICE, |b, addr| b.crowd(addr, 256, 16 * MIB)));
+    run(&mut figures, &mut b, CROWD, &|b| {
+        b.scenario(CROWD, 256 * 16 * MIB, SLUICE, |b, addr| b.crowd(addr, 256, 16 * MIB))
+    });
     run(&mut figures, &mut b, CONCURRENT, &|b| {
         b.scenario(CONCURRENT, 32 * 64 * MIB, SLUICE, |b, addr| b.concurrent(addr, 32, 64 * MIB))
     });

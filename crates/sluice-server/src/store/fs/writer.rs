@@ -1,9 +1,12 @@
 //! Writes a stream of byte slices to a file through two fixed buffers, so memory per
 //! append is constant.
 //!
-//! **Adaptive.** While the page cache takes writes at memory speed, a block is written
+//! **Adaptive.** While the page cache takes writes at memory speed, data is written
 //! inline on the worker thread: a hand-off to the blocking pool costs more than the
-//! write. When a write is slow (the kernel throttles dirty pages, the disk is busy),
+//! write. Inline, a chunk that is not small goes from the network's buffer straight to
+//! the file, with no copy (measured: copying 4 GiB through a block buffer first cost
+//! a third of the rate on this VM); small chunks are gathered into a block first.
+//! When a write is slow (the kernel throttles dirty pages, the disk is busy),
 //! every writer of the process switches to the blocking pool for a while, one buffer
 //! filling from the network while the other is written, so a slow disk does not stall
 //! the worker threads that answer everyone else; then it tries inline again.
@@ -19,6 +22,9 @@ use tokio::task::{spawn_blocking, JoinHandle};
 const SLOW_WRITE: Duration = Duration::from_millis(2);
 /// How long writes stay on the blocking pool before inline writes are tried again.
 const POOLED_FOR: Duration = Duration::from_secs(2);
+
+/// Inline, a chunk at least this long is written as it is instead of being gathered.
+const DIRECT: usize = 16 * 1024;
 
 /// Where writes go now, shared by every writer of a store.
 #[derive(Debug)]
@@ -73,6 +79,16 @@ pub(super) async fn sync_data(file: File) -> io::Result<()> {
     spawn_blocking(move || file.sync_data()).await.map_err(io::Error::other)?
 }
 
+/// A write on the worker thread; a slow one sends every writer to the blocking pool for a while.
+fn write_inline(file: &mut File, pacer: &Pacer, data: &[u8]) -> io::Result<()> {
+    let started = Instant::now();
+    let result = file.write_all(data);
+    if started.elapsed() > SLOW_WRITE {
+        pacer.slow_write_seen();
+    }
+    result
+}
+
 /// A block write on the blocking pool: it hands back the file and the buffer.
 type BlockWrite = JoinHandle<(File, Vec<u8>, io::Result<()>)>;
 
@@ -93,6 +109,10 @@ impl BlockWriter {
     }
 
     pub(crate) async fn push(&mut self, mut data: &[u8]) -> io::Result<()> {
+        if data.len() >= DIRECT && self.filling.is_empty() && self.in_flight.is_none() && self.pacer.inline() {
+            let file = self.file.as_mut().ok_or_else(|| io::Error::other("block writer lost its file"))?;
+            return write_inline(file, &self.pacer, data);
+        }
         while !data.is_empty() {
             let take = (BLOCK - self.filling.len()).min(data.len());
             self.filling.extend_from_slice(&data[..take]);
@@ -117,11 +137,7 @@ impl BlockWriter {
         self.wait().await?;
         if self.pacer.inline() {
             let file = self.file.as_mut().ok_or_else(|| io::Error::other("block writer lost its file"))?;
-            let started = Instant::now();
-            let result = file.write_all(&self.filling);
-            if started.elapsed() > SLOW_WRITE {
-                self.pacer.slow_write_seen();
-            }
+            let result = write_inline(file, &self.pacer, &self.filling);
             self.filling.clear();
             return result;
         }
@@ -153,5 +169,45 @@ impl Drop for BlockWriter {
         if let Some(spare) = self.spare.take() {
             self.pool.give(spare);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Chunks of every kind of size: small ones gathered, large ones written straight
+    /// through, some crossing a block boundary.
+    fn chunks() -> Vec<Vec<u8>> {
+        let sizes = [10, DIRECT, 3, BLOCK + 7, DIRECT - 1, 2 * BLOCK, 1, DIRECT + 5, BLOCK - 11, 64 * 1024];
+        sizes.iter().enumerate().map(|(i, &n)| (0..n).map(|j| (i * 31 + j * 7) as u8).collect()).collect()
+    }
+
+    async fn write_all(pacer: Arc<Pacer>) -> (Vec<u8>, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        let mut writer = BlockWriter::new(File::create(&path).unwrap(), Arc::default(), pacer);
+        let mut expected = Vec::new();
+        for chunk in chunks() {
+            writer.push(&chunk).await.unwrap();
+            expected.extend_from_slice(&chunk);
+        }
+        writer.finish().await.unwrap();
+        (std::fs::read(&path).unwrap(), expected)
+    }
+
+    #[actix_web::test]
+    async fn inline_writes_keep_every_byte_in_order() {
+        let (written, expected) = write_all(Arc::default()).await;
+        assert!(written == expected, "the file differs from the chunks sent");
+    }
+
+    #[actix_web::test]
+    async fn pooled_writes_keep_every_byte_in_order() {
+        let pacer = Arc::new(Pacer::default());
+        pacer.slow_write_seen();
+        assert!(!pacer.inline());
+        let (written, expected) = write_all(pacer).await;
+        assert!(written == expected, "the file differs from the chunks sent");
     }
 }
