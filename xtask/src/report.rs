@@ -415,7 +415,8 @@ pub fn render(
          at writeback speed). Sluice runs with the bench policy (`max_file_size` and `max_chunk_size` 16 GiB) and \
          `SLUICE_MAX_UPLOADS_PER_CLIENT={MAX_UPLOADS_PER_CLIENT}` and `SLUICE_CREATION_RATE=1000` (all bench clients \
          share one address), other \
-         settings default. The flood rows (same server, same client) come from `xtask/src/flood.py` holding 2000 \
+         settings default; the 256-client crowd adds `--max-connections-per-client 1024`, its connections being open \
+         at once from one address. The flood rows (same server, same client) come from `xtask/src/flood.py` holding 2000 \
          slow-header connections from 127.0.0.2 while the upload comes from 127.0.0.1; the flooded row's \
          \"vs baseline\" is against the no-flood row. \
          Rows starting with `curl` or `sluice upload` send a file from disk (page cache) and compare with \
