@@ -5,11 +5,14 @@
 //! A record file is only ever replaced by a rename, which gives it a new inode, so a
 //! parse is reused only while the file's inode, size and modification time are the
 //! ones it was read at. That holds whoever replaced the file, so nothing here assumes
-//! one process per data directory.
+//! one process per data directory. Within the process, a parse is only kept if no record
+//! was written here while it was read, so a write racing a read never leaves the older
+//! parse behind (an inode freed by one rename can be reused by a later one).
 
 use std::collections::HashMap;
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 /// How many parsed records are kept; past it the set starts over (a record is a few
@@ -36,34 +39,53 @@ impl Stamp {
 
 /// Parsed values by key, each with the [`Stamp`] of the file it came from.
 #[derive(Debug)]
-pub(super) struct Parsed<K, V>(Mutex<HashMap<K, (Stamp, V)>>);
+pub(super) struct Parsed<K, V> {
+    kept: Mutex<HashMap<K, (Stamp, V)>>,
+    /// Counts the writes announced with [`Parsed::forget`].
+    writes: AtomicU64,
+}
 
 impl<K, V> Default for Parsed<K, V> {
     fn default() -> Self {
-        Parsed(Mutex::new(HashMap::new()))
+        Parsed { kept: Mutex::new(HashMap::new()), writes: AtomicU64::new(0) }
     }
 }
+
+/// Taken before a file is read, handed to [`Parsed::keep`] after.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Reading(u64);
 
 impl<K: std::hash::Hash + Eq, V: Clone> Parsed<K, V> {
     /// The value parsed from the file as it is now (`stamp`), if it was kept.
     pub(super) fn get(&self, key: &K, stamp: Stamp) -> Option<V> {
-        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
         kept.get(key).filter(|(at, _)| *at == stamp).map(|(_, value)| value.clone())
     }
 
+    /// Call before taking a file's stamp and reading it.
+    pub(super) fn reading(&self) -> Reading {
+        Reading(self.writes.load(Ordering::Acquire))
+    }
+
     /// Keeps `value`, parsed from the file as it was at `stamp` (read after the stamp was
-    /// taken, so a newer file never hides behind an older stamp).
-    pub(super) fn keep(&self, key: K, stamp: Stamp, value: V) {
-        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+    /// taken, so a newer file never hides behind an older stamp), unless a write was
+    /// announced since `reading`.
+    pub(super) fn keep(&self, key: K, stamp: Stamp, value: V, reading: Reading) {
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.writes.load(Ordering::Acquire) != reading.0 {
+            return;
+        }
         if kept.len() >= KEPT && !kept.contains_key(&key) {
             kept.clear();
         }
         kept.insert(key, (stamp, value));
     }
 
-    /// Forgets the value for `key` (its file was replaced or removed here).
+    /// Forgets the value for `key`: its file is about to be replaced or removed here.
     pub(super) fn forget(&self, key: &K) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        self.writes.fetch_add(1, Ordering::AcqRel);
+        kept.remove(key);
     }
 }
 
@@ -78,8 +100,9 @@ mod tests {
         let path = dir.path().join("r.json");
         fs::write(&path, b"one").unwrap();
         let parsed = Parsed::default();
+        let reading = parsed.reading();
         let first = Stamp::of(&fs::metadata(&path).unwrap());
-        parsed.keep("r", first, "one".to_string());
+        parsed.keep("r", first, "one".to_string(), reading);
         assert_eq!(parsed.get(&"r", first), Some("one".to_string()));
 
         // Replaced as records are: a new file renamed over the old one.
@@ -98,8 +121,20 @@ mod tests {
         let stamp = Stamp::of(&fs::metadata(dir.path().join("f")).unwrap());
         let parsed = Parsed::default();
         for key in 0..3 * KEPT {
-            parsed.keep(key, stamp, ());
+            parsed.keep(key, stamp, (), parsed.reading());
         }
-        assert!(parsed.0.lock().unwrap().len() <= KEPT);
+        assert!(parsed.kept.lock().unwrap().len() <= KEPT);
+    }
+
+    #[test]
+    fn a_parse_read_while_a_write_was_announced_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("f"), b"x").unwrap();
+        let stamp = Stamp::of(&fs::metadata(dir.path().join("f")).unwrap());
+        let parsed = Parsed::default();
+        let reading = parsed.reading();
+        parsed.forget(&"other record");
+        parsed.keep("r", stamp, "old", reading);
+        assert_eq!(parsed.get(&"r", stamp), None);
     }
 }

@@ -106,12 +106,13 @@ impl FsRecords {
             _ => e.into(),
         };
         let path = self.path(id);
+        let reading = self.parsed.reading();
         let stamp = Stamp::of(&fs::metadata(&path).map_err(not_found)?);
         if let Some(doc) = self.parsed.get(id, stamp) {
             return Ok(doc);
         }
         let doc = self.parse(id)?;
-        self.parsed.keep(id.clone(), stamp, doc.clone());
+        self.parsed.keep(id.clone(), stamp, doc.clone(), reading);
         Ok(doc)
     }
 
