@@ -101,13 +101,8 @@ impl FsRecords {
 
     /// The record file, parsed (a parse of the same file is reused: see `parsed.rs`).
     fn read_doc(&self, id: &UploadId) -> Result<Doc> {
-        let not_found = |e: io::Error| match e.kind() {
-            io::ErrorKind::NotFound => StoreError::NotFound,
-            _ => e.into(),
-        };
-        let path = self.path(id);
         let reading = self.parsed.reading();
-        let stamp = Stamp::of(&fs::metadata(&path).map_err(not_found)?);
+        let stamp = Stamp::of(&fs::metadata(self.path(id)).map_err(missing_or_io)?);
         if let Some(doc) = self.parsed.get(id, stamp) {
             return Ok(doc);
         }
@@ -118,11 +113,7 @@ impl FsRecords {
 
     /// The record file, read and parsed afresh.
     fn parse(&self, id: &UploadId) -> Result<Doc> {
-        let text = match fs::read(self.path(id)) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound),
-            Err(e) => return Err(e.into()),
-        };
+        let text = fs::read(self.path(id)).map_err(missing_or_io)?;
         serde_json::from_slice(&text).map_err(|e| StoreError::Io(io::Error::other(format!("record {id}: {e}"))))
     }
 
@@ -306,6 +297,14 @@ fn upgrade(id: &UploadId, legacy: LegacyDoc, stored: u64) -> Doc {
 
 fn unix_millis_now() -> u64 {
     to_millis(SystemTime::now())
+}
+
+/// A record file that is not there is an unknown upload; any other failure is the disk's.
+fn missing_or_io(e: io::Error) -> StoreError {
+    match e.kind() {
+        io::ErrorKind::NotFound => StoreError::NotFound,
+        _ => e.into(),
+    }
 }
 
 #[async_trait(?Send)]
