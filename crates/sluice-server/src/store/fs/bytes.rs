@@ -119,12 +119,13 @@ impl ByteStore for FsBytes {
         while let Some(item) = body.next().await {
             match item {
                 Ok(bytes) => {
-                    if let Err(e) = writer.push(&bytes).await {
+                    let len = bytes.len() as u64;
+                    if let Err(e) = writer.push(bytes).await {
                         // Stop at once: writing on past a failed block would leave a gap.
                         failure = Some(e);
                         break;
                     }
-                    written += bytes.len() as u64;
+                    written += len;
                 }
                 Err(_) => {
                     stopped = true;

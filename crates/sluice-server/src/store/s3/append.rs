@@ -69,12 +69,13 @@ impl<'a> Append<'a> {
             while !bytes.is_empty() {
                 let room = if keep_partial { size - stage.len } else { u64::MAX };
                 let chunk = bytes.split_to(usize::try_from(room).unwrap_or(usize::MAX).min(bytes.len()));
-                if let Err(e) = stage.writer.push(&chunk).await {
+                let len = chunk.len() as u64;
+                if let Err(e) = stage.writer.push(chunk).await {
                     failure = Some(e.into());
                     break 'body;
                 }
-                stage.len += chunk.len() as u64;
-                received += chunk.len() as u64;
+                stage.len += len;
+                received += len;
                 if keep_partial && stage.len == size {
                     if let Err(e) = self.rotate(&mut stage, &mut in_flight, &mut uploaded_end).await {
                         failure = Some(e);

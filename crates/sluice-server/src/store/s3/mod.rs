@@ -228,7 +228,7 @@ impl S3Bytes {
         while let Some(chunk) = bytes.next().await {
             let chunk = chunk.map_err(|e| StoreError::Unavailable(e.to_string()))?;
             pulled += chunk.len() as u64;
-            writer.push(&chunk).await?;
+            writer.push(chunk).await?;
         }
         if pulled != len {
             return Err(StoreError::Unavailable(format!("{key}: got {pulled} of {len} bytes")));
