@@ -15,6 +15,7 @@
 
 use crate::client::TrustedProxies;
 use crate::metrics::{ConnectionMetrics, ConnectionRefusal};
+use crate::worker::OpenHere;
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
@@ -140,6 +141,7 @@ pub(crate) struct Connection {
     first_write: bool,
     metrics: Arc<ConnectionMetrics>,
     _admitted: Admitted,
+    _open_here: OpenHere,
 }
 
 impl Connection {
@@ -155,6 +157,7 @@ impl Connection {
             first_write: true,
             metrics,
             _admitted: admitted,
+            _open_here: OpenHere::new(),
         }
     }
 

@@ -62,6 +62,7 @@ pub mod server;
 mod status;
 pub mod store;
 mod web_assets;
+mod worker;
 
 pub use engine::Quotas;
 pub use secret::Secret;

@@ -7,9 +7,11 @@
 //! the file, with no copy (measured: copying 4 GiB through a block buffer first cost
 //! a third of the rate on this VM); small chunks are gathered into a block first.
 //! When writes stall the worker (the kernel throttles dirty pages, the disk is busy)
-//! for over 1 % of a second, every writer of the process switches to the blocking pool for a while, one batch
-//! filling from the network while the other is written, so a slow disk does not stall
-//! the worker threads that answer everyone else; then it tries inline again. A batch
+//! for over 1 % of a second, every writer on a worker that serves other connections
+//! switches to the blocking pool for a while, one batch filling from the network while
+//! the other is written, so a slow disk does not stall the worker threads that answer
+//! everyone else; then it tries inline again. An upload alone on its worker holds no
+//! one up, so it stays inline. A batch
 //! holds the network's chunks themselves (reference-counted) and is written with one
 //! `writev`: the pool costs a hand-off per block, not a copy of every byte.
 
@@ -39,9 +41,13 @@ const DIRECT: usize = 16 * 1024;
 /// A hand-off to the blocking pool costs a cross-core wake-up per batch (measured on this
 /// VM: a 4 GiB PATCH on the pool spent more of its worker's time waking pool threads than
 /// copying bytes), so one stray slow write (a journal commit, a page allocation) does not
-/// move anyone: only stalls that add up to a share of the worker's time do.
+/// move anyone: only stalls that add up to a share of the worker's time do. And a stall
+/// holds up only the other connections of the same worker thread: an upload that has its
+/// worker to itself always writes inline.
 #[derive(Debug)]
 pub(crate) struct Pacer {
+    /// Whether the current worker thread serves other connections.
+    others_here: fn() -> bool,
     epoch: Instant,
     /// Milliseconds since `epoch` until which writes go to the blocking pool.
     pooled_until: AtomicU64,
@@ -54,6 +60,7 @@ pub(crate) struct Pacer {
 impl Default for Pacer {
     fn default() -> Self {
         Pacer {
+            others_here: crate::worker::others_here,
             epoch: Instant::now(),
             pooled_until: AtomicU64::new(0),
             window_start: AtomicU64::new(0),
@@ -68,7 +75,7 @@ impl Pacer {
     }
 
     fn inline(&self) -> bool {
-        self.now_ms() >= self.pooled_until.load(Ordering::Relaxed)
+        !(self.others_here)() || self.now_ms() >= self.pooled_until.load(Ordering::Relaxed)
     }
 
     /// Notes an inline write that took `took`; stalls past the budget move writes to the pool.
@@ -280,20 +287,32 @@ mod tests {
 
     #[actix_web::test]
     async fn pooled_writes_keep_every_byte_in_order() {
-        let pacer = Arc::new(Pacer::default());
+        let pacer = Arc::new(crowded());
         pacer.wrote_inline(SLOW_WRITE + STALL_BUDGET);
         assert!(!pacer.inline());
         let (written, expected) = write_all(pacer).await;
         assert!(written == expected, "the file differs from the chunks sent");
     }
 
+    /// A pacer on a worker that serves other connections too.
+    fn crowded() -> Pacer {
+        Pacer { others_here: || true, ..Pacer::default() }
+    }
+
     #[test]
     fn only_stalls_that_add_up_move_writes_to_the_pool() {
-        let pacer = Pacer::default();
+        let pacer = crowded();
         pacer.wrote_inline(Duration::from_micros(900));
         pacer.wrote_inline(SLOW_WRITE + Duration::from_millis(4));
         assert!(pacer.inline(), "one stray slow write keeps writes inline");
         pacer.wrote_inline(SLOW_WRITE + Duration::from_millis(6));
         assert!(!pacer.inline(), "10 ms of stalls within a second move writes to the pool");
+    }
+
+    #[test]
+    fn an_upload_alone_on_its_worker_writes_inline() {
+        let pacer = Pacer { others_here: || false, ..Pacer::default() };
+        pacer.wrote_inline(SLOW_WRITE + STALL_BUDGET);
+        assert!(pacer.inline(), "stalling a worker that serves no one else holds no one up");
     }
 }
