@@ -136,6 +136,9 @@ type BatchWrite = JoinHandle<(File, io::Result<()>)>;
 
 /// Writes every slice of `batch`, in order, with as few `writev` calls as the kernel allows.
 fn write_batch(file: &mut File, batch: &[Bytes]) -> io::Result<()> {
+    if let [one] = batch {
+        return file.write_all(one);
+    }
     let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|b| IoSlice::new(b)).collect();
     let mut rest = &mut slices[..];
     while !rest.is_empty() {
@@ -172,16 +175,12 @@ impl BlockWriter {
         BlockWriter { file: Some(file), small: Vec::new(), batch: Vec::new(), batched: 0, in_flight: None, pool, pacer }
     }
 
-    fn file(&mut self) -> io::Result<&mut File> {
-        self.file.as_mut().ok_or_else(lost_file)
-    }
-
     /// Writes `data` after everything pushed before it.
     pub(crate) async fn push(&mut self, mut data: Bytes) -> io::Result<()> {
         if data.len() >= DIRECT {
             if self.small.is_empty() && self.batch.is_empty() && self.in_flight.is_none() && self.pacer.inline() {
-                let pacer = self.pacer.clone();
-                return write_inline(self.file()?, &pacer, std::slice::from_ref(&data));
+                let file = self.file.as_mut().ok_or_else(lost_file)?;
+                return write_inline(file, &self.pacer, std::slice::from_ref(&data));
             }
             self.seal_small();
             self.batched += data.len();
@@ -225,8 +224,8 @@ impl BlockWriter {
         let batch = std::mem::take(&mut self.batch);
         self.batched = 0;
         if self.pacer.inline() {
-            let pacer = self.pacer.clone();
-            return write_inline(self.file()?, &pacer, &batch);
+            let file = self.file.as_mut().ok_or_else(lost_file)?;
+            return write_inline(file, &self.pacer, &batch);
         }
         let mut file = self.file.take().ok_or_else(lost_file)?;
         self.in_flight = Some(spawn_blocking(move || {
