@@ -1,6 +1,6 @@
 //! Upload bytes as one data file per upload.
 
-use super::writer::{sync_data, BlockWriter, BufferPool, Pacer, BLOCK};
+use super::writer::{sync_data, BlockWriter, Pacer, BLOCK};
 use crate::id::UploadId;
 use crate::store::{AppendMode, BodyStream, ByteStore, ByteStream, Fence, Result, StoreError};
 use async_trait::async_trait;
@@ -18,7 +18,6 @@ use tokio::task::spawn_blocking;
 pub struct FsBytes {
     dir: PathBuf,
     durable: bool,
-    buffers: Arc<BufferPool>,
     pacer: Arc<Pacer>,
 }
 
@@ -31,7 +30,7 @@ fn gone_if_missing(e: io::Error) -> StoreError {
 
 impl FsBytes {
     pub(super) fn new(dir: &Path, durable: bool) -> FsBytes {
-        FsBytes { dir: dir.to_path_buf(), durable, buffers: Arc::default(), pacer: Arc::default() }
+        FsBytes { dir: dir.to_path_buf(), durable, pacer: Arc::default() }
     }
 
     /// The directory holding the data files.
@@ -112,7 +111,7 @@ impl ByteStore for FsBytes {
                 File::open(&self.dir)?.sync_all()?;
             }
         }
-        let mut writer = BlockWriter::new(file, self.buffers.clone(), self.pacer.clone());
+        let mut writer = BlockWriter::new(file, self.pacer.clone());
         let mut written = 0u64;
         let mut stopped = false;
         let mut failure = None;

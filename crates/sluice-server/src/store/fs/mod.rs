@@ -28,7 +28,7 @@ mod writer;
 pub use self::bytes::FsBytes;
 pub use records::FsRecords;
 pub use writer::BLOCK;
-pub(crate) use writer::{BlockWriter, BufferPool, Pacer};
+pub(crate) use writer::{BlockWriter, Pacer};
 
 use std::fs;
 use std::io;

@@ -11,9 +11,9 @@
 //! switches to the blocking pool for a while, one batch filling from the network while
 //! the other is written, so a slow disk does not stall the worker threads that answer
 //! everyone else; then it tries inline again. An upload alone on its worker holds no
-//! one up, so it stays inline. A batch
-//! holds the network's chunks themselves (reference-counted) and is written with one
-//! `writev`: the pool costs a hand-off per block, not a copy of every byte.
+//! one up, so it stays inline. A batch holds the network's chunks themselves
+//! (reference-counted) and is written with one `writev`: the pool costs a hand-off per
+//! block, not a copy of every byte.
 
 use bytes::Bytes;
 use std::fs::File;
@@ -97,23 +97,6 @@ impl Pacer {
 /// Size of each of an append's two write buffers, and of reads.
 pub const BLOCK: usize = 128 * 1024;
 
-/// Write buffers, reused: appends take two and give them back, so buffer memory is
-/// exactly what admission allows and the heap does not churn.
-#[derive(Debug, Default)]
-pub(crate) struct BufferPool(std::sync::Mutex<Vec<Vec<u8>>>);
-
-impl BufferPool {
-    fn take(&self) -> Vec<u8> {
-        let reused = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
-        reused.unwrap_or_else(|| Vec::with_capacity(BLOCK))
-    }
-
-    fn give(&self, mut buffer: Vec<u8>) {
-        buffer.clear();
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(buffer);
-    }
-}
-
 /// `fdatasync` on the blocking pool (it can take long on a busy disk).
 pub(super) async fn sync_data(file: File) -> io::Result<()> {
     spawn_blocking(move || file.sync_data()).await.map_err(io::Error::other)?
@@ -166,13 +149,12 @@ pub(crate) struct BlockWriter {
     /// Bytes in `batch`.
     batched: usize,
     in_flight: Option<BatchWrite>,
-    pool: Arc<BufferPool>,
     pacer: Arc<Pacer>,
 }
 
 impl BlockWriter {
-    pub(crate) fn new(file: File, pool: Arc<BufferPool>, pacer: Arc<Pacer>) -> BlockWriter {
-        BlockWriter { file: Some(file), small: Vec::new(), batch: Vec::new(), batched: 0, in_flight: None, pool, pacer }
+    pub(crate) fn new(file: File, pacer: Arc<Pacer>) -> BlockWriter {
+        BlockWriter { file: Some(file), small: Vec::new(), batch: Vec::new(), batched: 0, in_flight: None, pacer }
     }
 
     /// Writes `data` after everything pushed before it.
@@ -186,10 +168,11 @@ impl BlockWriter {
             self.batched += data.len();
             self.batch.push(data);
         } else {
-            if self.small.capacity() == 0 {
-                self.small = self.pool.take();
-            }
             while !data.is_empty() {
+                if self.small.capacity() == 0 {
+                    // A sealed block went out as `Bytes` and is freed once written.
+                    self.small = Vec::with_capacity(BLOCK);
+                }
                 let take = (BLOCK - self.small.len()).min(data.len());
                 self.small.extend_from_slice(&data.split_to(take));
                 if self.small.len() == BLOCK {
@@ -246,29 +229,24 @@ impl BlockWriter {
     }
 }
 
-impl Drop for BlockWriter {
-    fn drop(&mut self) {
-        if self.small.capacity() > 0 {
-            self.pool.give(std::mem::take(&mut self.small));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Chunks of every kind of size: small ones gathered, large ones written straight
-    /// through, some crossing a block boundary.
+    /// through, some crossing a block boundary, and a run of small ones filling several
+    /// gather blocks in a row.
     fn chunks() -> Vec<Vec<u8>> {
         let sizes = [10, DIRECT, 3, BLOCK + 7, DIRECT - 1, 2 * BLOCK, 1, DIRECT + 5, BLOCK - 11, 64 * 1024];
-        sizes.iter().enumerate().map(|(i, &n)| (0..n).map(|j| (i * 31 + j * 7) as u8).collect()).collect()
+        let small_run = std::iter::repeat_n(DIRECT - 3, 40);
+        let sizes = sizes.into_iter().chain(small_run).chain([DIRECT]);
+        sizes.enumerate().map(|(i, n)| (0..n).map(|j| (i * 31 + j * 7) as u8).collect()).collect()
     }
 
     async fn write_all(pacer: Arc<Pacer>) -> (Vec<u8>, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data");
-        let mut writer = BlockWriter::new(File::create(&path).unwrap(), Arc::default(), pacer);
+        let mut writer = BlockWriter::new(File::create(&path).unwrap(), pacer);
         let mut expected = Vec::new();
         for chunk in chunks() {
             writer.push(Bytes::from(chunk.clone())).await.unwrap();

@@ -216,7 +216,7 @@ impl S3Bytes {
 
     /// The first `len` bytes of the incomplete part `index` (object ETag `etag`) in a spool
     /// file: the one this instance kept, or downloaded (another instance wrote it, or this
-    /// one restarted). Streamed through the spool's fixed buffers, never held in memory.
+    /// one restarted). Streamed through the spool's writer, never held in memory.
     async fn incomplete_part(&self, id: &UploadId, index: u64, etag: &str, len: u64) -> Result<File> {
         if let Some(file) = self.spool.reuse(id, index, etag, len)? {
             return Ok(file);

@@ -8,7 +8,7 @@
 //! same ETag instead of downloading it again.
 
 use crate::id::UploadId;
-use crate::store::fs::{BlockWriter, BufferPool, Pacer};
+use crate::store::fs::{BlockWriter, Pacer};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
@@ -37,7 +37,6 @@ pub(super) struct Kept {
 #[derive(Debug)]
 pub(super) struct Spool {
     dir: PathBuf,
-    buffers: Arc<BufferPool>,
     pacer: Arc<Pacer>,
     kept: Mutex<HashMap<UploadId, Kept>>,
     serial: AtomicU64,
@@ -62,13 +61,7 @@ impl Spool {
         let probe = dir.join(".probe.spool");
         std::fs::write(&probe, b"ok")?;
         std::fs::remove_file(probe)?;
-        Ok(Spool {
-            dir: dir.to_path_buf(),
-            buffers: Arc::default(),
-            pacer: Arc::default(),
-            kept: Mutex::default(),
-            serial: AtomicU64::new(0),
-        })
+        Ok(Spool { dir: dir.to_path_buf(), pacer: Arc::default(), kept: Mutex::default(), serial: AtomicU64::new(0) })
     }
 
     /// A new, empty staging file (already unlinked).
@@ -80,9 +73,9 @@ impl Spool {
         Ok(file)
     }
 
-    /// A writer appending to `file` through the spool's fixed buffers.
+    /// A writer appending to `file` (at most two blocks' worth of chunks held).
     pub(super) fn writer(&self, file: File) -> BlockWriter {
-        BlockWriter::new(file, self.buffers.clone(), self.pacer.clone())
+        BlockWriter::new(file, self.pacer.clone())
     }
 
     /// The kept incomplete part of `id`, if it is part `index` with this `etag` and at
