@@ -1,5 +1,6 @@
 //! What a worker thread serves: the public connections open on it, so a write that might
-//! stall the thread can tell whether anyone else would wait behind it.
+//! stall the thread can tell whether anyone else would wait behind it, and the database
+//! pool can tell a worker (where a connection's driver may live) from any other thread.
 //!
 //! actix runs each connection on one worker thread from accept to close, and a connection's
 //! requests (uploads included) run there too: a write that blocks the thread holds up the
@@ -29,6 +30,12 @@ impl Drop for OpenHere {
     }
 }
 
+/// Whether this thread is serving a public connection now: an actix worker, whose runtime
+/// lives as long as the server and whose tasks never block it for long.
+pub(crate) fn serving_here() -> bool {
+    OPEN_HERE.with(Cell::get) > 0
+}
+
 /// Whether this thread serves another connection besides the caller's own.
 pub(crate) fn others_here() -> bool {
     OPEN_HERE.with(Cell::get) > 1
@@ -40,7 +47,9 @@ mod tests {
 
     #[test]
     fn counts_the_connections_open_on_this_thread() {
+        assert!(!serving_here());
         let own = OpenHere::new();
+        assert!(serving_here());
         assert!(!others_here());
         let other = OpenHere::new();
         assert!(others_here());
@@ -48,5 +57,6 @@ mod tests {
         drop(other);
         assert!(!others_here());
         drop(own);
+        assert!(!serving_here());
     }
 }

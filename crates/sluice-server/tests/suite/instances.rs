@@ -227,3 +227,33 @@ async fn tus_js_client_begins_on_one_instance_and_resumes_on_another() {
     assert_eq!((done.as_str(), end), (on_b.as_str(), bytes.len() as u64));
     assert_eq!(sha(&stored(&servers[0], &path)), sha(&bytes), "read back through A");
 }
+
+#[actix_web::test]
+async fn busy_workers_keep_to_the_pool_size() {
+    let Some(url) = database("busy_workers_keep_to_the_pool_size").await else { return };
+    // The instance's connections carry a name of this test's own in pg_stat_activity.
+    let name = format!("sluice-{}", url.rsplit("search_path%3D").next().unwrap());
+    let named = format!("{url}&application_name={name}");
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--state", &named, "--state-pool-size", "2", "--workers", "2"];
+    let server = Server::start_with(dir.path(), None, &flags);
+    let file = data(64 * 1024, 9);
+    let path = server.create(file.len() as u64);
+
+    // Both workers query at once, far more often than two connections can answer.
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| (0..40).for_each(|_| assert_eq!(server.offset(&path), 0)));
+        }
+    });
+    assert_eq!(server.patch(&path, 0, &file).status, 204);
+    assert_eq!(server.offset(&path), file.len() as u64);
+
+    let probe = sluice_server::store::postgres::Pool::new(&url, 1).unwrap();
+    let conn = probe.get().await.unwrap();
+    let row =
+        conn.query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", &[&name]).await.unwrap();
+    let open: i64 = row.get(0);
+    // Two pooled connections, and the lock service's own one for LISTEN.
+    assert!((1..=3).contains(&open), "{open} connections open for a pool of 2");
+}

@@ -1,17 +1,24 @@
-//! A small pool of PostgreSQL connections whose drivers live on a thread of their own.
+//! A small pool of PostgreSQL connections whose drivers run beside their users.
 //!
-//! actix runs one single-threaded runtime per worker. A `tokio_postgres` connection is
-//! a future that must be polled on a runtime that outlives every query sent through
-//! it, whichever worker sends them; so connections are opened, and their driver tasks
-//! run, on one dedicated runtime thread (`sluice-postgres`), and workers talk to them
-//! through `Client`s (channels, runtime-agnostic). Background work (lock renewal,
-//! LISTEN) runs there too ([`Pool::spawn`]). The thread stops when the pool is dropped.
+//! A `tokio_postgres` connection is a future that must be polled on a runtime that
+//! outlives every query sent through it. actix runs one single-threaded runtime per
+//! worker, for the server's whole life; a connection opened by a worker while it serves a
+//! request has its driver spawned on that worker, so the worker's queries never cross a
+//! thread (on a small machine a cross-core wake-up per query and per answer costs more
+//! than the query). Every other caller (the pool's background work, startup, an
+//! embedder's own threads, which may block) uses connections whose drivers run on the
+//! pool's own thread (`sluice-postgres`), where
+//! lock renewal and LISTEN also run ([`Pool::spawn`]). Any caller may use any idle
+//! connection (a `Client` is a channel); each takes one of its own thread's first, and
+//! the pool opens at most `size` in all. The thread stops when the pool is dropped.
 
 use crate::store::StoreError;
 use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Deref;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::ThreadId;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::error::SqlState;
@@ -35,14 +42,31 @@ struct Inner {
     runtime: tokio::runtime::Handle,
     idle: Mutex<Vec<Pooled>>,
     permits: Arc<Semaphore>,
+    size: usize,
+    /// Connections open now (lent or idle); never more than `size` but for a race.
+    open: Arc<AtomicUsize>,
     /// Dropped with the pool: ends the runtime thread (and every connection on it).
     _stop: tokio::sync::oneshot::Sender<()>,
 }
+
+/// Where a connection's driver runs: an actix worker's thread, or (`None`) the pool's.
+type Home = Option<ThreadId>;
 
 /// A connection and the statements prepared on it.
 struct Pooled {
     client: Client,
     statements: HashMap<&'static str, Statement>,
+    home: Home,
+    _counted: Counted,
+}
+
+/// One unit of [`Inner::open`], given back when the connection is dropped.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A connection lent by the pool; it goes back when dropped (unless it broke).
@@ -54,11 +78,15 @@ pub struct Conn {
 
 impl Pool {
     /// A pool of at most `size` connections to the database at `url`
-    /// (`postgres://USER:PASSWORD@HOST:PORT/DB`). Connects lazily; see [`Pool::check`].
+    /// (`postgres://USER:PASSWORD@HOST:PORT/DB`; connections name themselves `sluice` in
+    /// `pg_stat_activity` unless the URL sets `application_name`). Connects lazily; see
+    /// [`Pool::check`].
     pub fn new(url: &str, size: usize) -> Result<Pool, StoreError> {
         let mut config: Config = url.parse().map_err(|e| invalid(format!("bad PostgreSQL URL: {e}")))?;
         config.connect_timeout(CONNECT_TIMEOUT);
-        config.application_name("sluice");
+        if config.get_application_name().is_none() {
+            config.application_name("sluice");
+        }
         let (handle_tx, handle_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
@@ -73,12 +101,15 @@ impl Pool {
             })
             .map_err(StoreError::Io)?;
         let runtime = handle_rx.recv().map_err(|e| invalid(e.to_string()))?.map_err(StoreError::Io)?;
+        let size = size.max(1);
         Ok(Pool {
             inner: Arc::new(Inner {
                 config,
                 runtime,
                 idle: Mutex::default(),
-                permits: Arc::new(Semaphore::new(size.max(1))),
+                permits: Arc::new(Semaphore::new(size)),
+                size,
+                open: Arc::default(),
                 _stop: stop,
             }),
         })
@@ -94,22 +125,65 @@ impl Pool {
         self.inner.runtime.spawn(task);
     }
 
-    /// A connection: an idle one, or a new one while fewer than the pool's size are open.
+    /// A connection: an idle one of this thread's, else a new one here while fewer than
+    /// the pool's size are open, else any idle one.
     pub async fn get(&self) -> Result<Conn, StoreError> {
         let permit = tokio::time::timeout(OPERATION_TIMEOUT, self.inner.permits.clone().acquire_owned())
             .await
             .map_err(|_| StoreError::Unavailable("no PostgreSQL connection free in time".into()))?
             .map_err(|_| StoreError::Unavailable("the PostgreSQL pool is closed".into()))?;
-        let idle = {
-            let mut idle = self.inner.idle.lock().unwrap_or_else(PoisonError::into_inner);
-            idle.retain(|c| !c.client.is_closed());
-            idle.pop()
-        };
-        let pooled = match idle {
+        let worker = actix_rt::Arbiter::try_current().filter(|_| crate::worker::serving_here());
+        let here: Home = worker.as_ref().map(|_| std::thread::current().id());
+        let pooled = match self.idle_or_slot(here) {
             Some(pooled) => pooled,
-            None => Pooled { client: self.connect().await?, statements: HashMap::new() },
+            None => {
+                // The slot is counted from here on; a failed connect gives it back.
+                let counted = Counted(self.inner.open.clone());
+                let (client, home) = match worker {
+                    Some(worker) => (self.connect_on(&worker).await?, here),
+                    None => (self.connect().await?, None),
+                };
+                Pooled { client, statements: HashMap::new(), home, _counted: counted }
+            }
         };
         Ok(Conn { pooled: Some(pooled), pool: self.inner.clone(), _permit: permit })
+    }
+
+    /// An idle connection homed `here`; else `None` with a slot counted for a new one if
+    /// the pool has room; else any idle one (a new slot when none is idle, which only a
+    /// connection dropped but not yet uncounted can cause).
+    fn idle_or_slot(&self, here: Home) -> Option<Pooled> {
+        let mut idle = self.inner.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.retain(|c| !c.client.is_closed());
+        if let Some(at) = idle.iter().position(|c| c.home == here) {
+            return Some(idle.swap_remove(at));
+        }
+        let open = &self.inner.open;
+        let room = open.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < self.inner.size).then_some(n + 1));
+        if room.is_ok() {
+            return None;
+        }
+        let any = idle.pop();
+        if any.is_none() {
+            open.fetch_add(1, Ordering::Relaxed);
+        }
+        any
+    }
+
+    /// Opens a connection whose driver runs on `worker`, the calling actix worker.
+    /// A connection homed there serves other threads too when they find no other idle
+    /// one, which a worker's short stalls can delay but never block.
+    async fn connect_on(&self, worker: &actix_rt::ArbiterHandle) -> Result<Client, StoreError> {
+        let (client, connection) = within(self.inner.config.connect(NoTls)).await?;
+        let driving = worker.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "PostgreSQL connection ended");
+            }
+        });
+        if !driving {
+            return Err(StoreError::Unavailable("this worker is stopping".into()));
+        }
+        Ok(client)
     }
 
     /// Opens a connection whose driver runs on the pool's runtime thread.
