@@ -88,13 +88,18 @@ pub fn run(opts: Options) -> Result<(), String> {
         steps.push(("browser", Box::new(crate::browser::test)));
     }
     let fuzz_seconds = if opts.long { "120" } else { "10" };
+    let long = opts.long;
     steps.push((
         "fuzz smoke",
         Box::new(move || {
             // Builds every target and runs each briefly on the seed corpus (installs nightly and
-            // cargo-fuzz when missing); `--long` runs each for two minutes.
+            // cargo-fuzz when missing), uninstrumented at opt-level 1 (the build is most of the
+            // cost); `--long` runs each for two minutes under ASan, fully optimised.
             let mut cmd = command("bash");
             cmd.arg("fuzz/smoke.sh").env("FUZZ_SECONDS", fuzz_seconds);
+            if long {
+                cmd.env("FUZZ_SANITIZER", "address");
+            }
             proc::run(&mut cmd)
         }),
     ));
