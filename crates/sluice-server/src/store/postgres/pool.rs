@@ -5,12 +5,11 @@
 //! worker, for the server's whole life; a connection opened by a worker while it serves a
 //! request has its driver spawned on that worker, so the worker's queries never cross a
 //! thread (on a small machine a cross-core wake-up per query and per answer costs more
-//! than the query). Every other caller (the pool's background work, startup, an
-//! embedder's own threads, which may block) uses connections whose drivers run on the
-//! pool's own thread (`sluice-postgres`), where
-//! lock renewal and LISTEN also run ([`Pool::spawn`]). Any caller may use any idle
-//! connection (a `Client` is a channel); each takes one of its own thread's first, and
-//! the pool opens at most `size` in all. The thread stops when the pool is dropped.
+//! than the query). Every other caller (startup, an embedder's own threads, which may
+//! block) uses connections whose drivers run on the pool's own thread (`sluice-postgres`),
+//! where lock renewal and LISTEN also run ([`Pool::spawn`]). Any caller may use any idle
+//! connection (a `Client` is a channel); each takes one of its own thread's first, and the
+//! pool opens at most `size` in all. The thread stops when the pool is dropped.
 
 use crate::store::StoreError;
 use std::collections::HashMap;
